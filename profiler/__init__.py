@@ -1,0 +1,25 @@
+"""ctxprof: measure the cost of redundant context in multi-step LLM workflows.
+
+Public API (heavy parts are imported lazily, so `import profiler` stays light):
+`load_trace`, `analyze`, `Trace`, `Step`, `Run`, `ProfilerError`, and (instrumentation) `record`,
+`step`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from profiler.errors import ProfilerError, TraceFormatError  # noqa: E402
+from profiler.trace import Run, Step, Trace, load_trace  # noqa: E402
+
+__all__ = ["ProfilerError", "Run", "Step", "Trace", "TraceFormatError", "__version__", "analyze",
+           "load_trace"]
+
+
+def analyze(*args: Any, **kwargs: Any) -> Any:
+    """Analyse traces; see `profiler.analysis.analyze`."""
+    from profiler.analysis import analyze as _analyze
+
+    return _analyze(*args, **kwargs)

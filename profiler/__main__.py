@@ -1,0 +1,3 @@
+from profiler.cli.app import main
+
+main()

@@ -1,0 +1,334 @@
+"""The analyzer: per-step reuse metrics of one or more traces (DESIGN.md, "Metrics").
+
+`analyze(traces, scope=..., block_size=..., min_repeat=...)` returns an `Analysis`: per run, one
+`StepMetrics` per LLM step and `Totals`; overall `Totals`; `steps_df` / `runs_df` as pandas DataFrames;
+`to_dict()` for the JSON contract (`schema`, `runs[].run_id/steps/totals`, `totals`).
+
+Scope `run` (default) compares a step with the earlier steps of its own run; `global` with every
+earlier step of the input, ordered by start time (ties: file order), as a shared serving cache sees
+them. Tool steps (kind "tool") carry no prompt and are left out of token metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from profiler.errors import ProfilerError
+from profiler.reuse import BlockReuseIndex, ReuseIndex, namespace_salt, _Powers
+from profiler.tokens import StepTokenizer
+from profiler.trace.model import Step, Trace, step_order_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ANALYSIS_SCHEMA = "ctxprof.analysis/1"
+SCOPES = ("run", "global")
+
+METRIC_FIELDS = ("input_tokens", "output_tokens", "prefix_reused_tokens", "block_reused_tokens",
+                 "repeated_tokens", "novel_tokens", "reported_cached_tokens", "cache_gap_tokens",
+                 "redundancy_ratio")
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    """Tokens of a step's prompt that an earlier step (`run_id`, `step_id`) first left processed."""
+
+    run_id: str
+    step_id: str
+    prefix_tokens: int
+    repeated_tokens: int
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    run_id: str
+    step_id: str
+    name: str | None
+    index: int  # position in its run (0-based, start order)
+    model: str | None
+    provider: str | None
+    start_unix_s: float | None
+    latency_ms: float | None
+    content_level: str
+    tokenizer: str | None
+    input_tokens: int
+    output_tokens: int
+    prefix_reused_tokens: int
+    block_reused_tokens: int
+    repeated_tokens: int
+    novel_tokens: int
+    reported_input_tokens: int | None
+    reported_cached_tokens: int | None
+    reported_cache_write_tokens: int | None
+    cache_gap_tokens: int | None
+    redundancy_ratio: float
+    sources: tuple[ReuseSource, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"] = [asdict(s) for s in self.sources]
+        return d
+
+
+@dataclass(frozen=True)
+class Totals:
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    prefix_reused_tokens: int
+    block_reused_tokens: int
+    repeated_tokens: int
+    novel_tokens: int
+    reported_cached_tokens: int | None
+    cache_gap_tokens: int | None
+    redundancy_ratio: float
+
+    @classmethod
+    def of(cls, steps: Sequence[StepMetrics]) -> "Totals":
+        def total(name: str) -> int:
+            return sum(getattr(s, name) for s in steps)
+
+        reported = [s for s in steps if s.reported_cached_tokens is not None]
+        inp = total("input_tokens")
+        reused = total("prefix_reused_tokens") + total("repeated_tokens")
+        return cls(
+            steps=len(steps),
+            input_tokens=inp,
+            output_tokens=total("output_tokens"),
+            prefix_reused_tokens=total("prefix_reused_tokens"),
+            block_reused_tokens=total("block_reused_tokens"),
+            repeated_tokens=total("repeated_tokens"),
+            novel_tokens=total("novel_tokens"),
+            reported_cached_tokens=sum(s.reported_cached_tokens for s in reported) if reported else None,
+            cache_gap_tokens=sum(s.cache_gap_tokens for s in reported) if reported else None,
+            redundancy_ratio=_ratio(reused, inp),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    run_id: str
+    workflow: str | None
+    trace: str | None
+    steps: tuple[StepMetrics, ...]
+    totals: Totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "workflow": self.workflow, "trace": self.trace,
+                "steps": [s.to_dict() for s in self.steps], "totals": self.totals.to_dict()}
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    scope: str = "run"
+    block_size: int = 16
+    min_repeat: int = 32
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ProfilerError(f"unknown scope {self.scope!r}: use 'run' or 'global'")
+        if self.block_size < 1:
+            raise ProfilerError(f"--block-size must be at least 1, got {self.block_size}")
+        if self.min_repeat < 1:
+            raise ProfilerError(f"--min-repeat must be at least 1, got {self.min_repeat}")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Finished analysis: plain data that reporters, checks and notebooks render."""
+
+    runs: tuple[RunAnalysis, ...]
+    totals: Totals
+    options: AnalysisOptions
+    warnings: tuple[str, ...] = ()
+    traces: tuple[str, ...] = field(default=())
+
+    @property
+    def steps(self) -> tuple[StepMetrics, ...]:
+        return tuple(s for r in self.runs for s in r.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": ANALYSIS_SCHEMA,
+            "options": asdict(self.options),
+            "traces": list(self.traces),
+            "runs": [r.to_dict() for r in self.runs],
+            "totals": self.totals.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+    @property
+    def steps_df(self) -> "pd.DataFrame":
+        """One row per step, the metric columns named as in the JSON output."""
+        import pandas as pd
+
+        cols = [f.name for f in fields(StepMetrics) if f.name != "sources"]
+        rows = [{c: getattr(s, c) for c in cols} | {"workflow": r.workflow}
+                for r in self.runs for s in r.steps]
+        return pd.DataFrame(rows, columns=[*cols, "workflow"])
+
+    @property
+    def runs_df(self) -> "pd.DataFrame":
+        """One row per run with its totals."""
+        import pandas as pd
+
+        rows = [{"run_id": r.run_id, "workflow": r.workflow, "trace": r.trace, **r.totals.to_dict()}
+                for r in self.runs]
+        return pd.DataFrame(rows, columns=["run_id", "workflow", "trace",
+                                           *[f.name for f in fields(Totals)]])
+
+    def _repr_html_(self) -> str:
+        t = self.totals
+        head = (f"<p><b>ctxprof analysis</b>: {len(self.runs)} run(s), {t.steps} step(s), "
+                f"{t.input_tokens:,} input tokens, redundancy {t.redundancy_ratio:.1%} "
+                f"(scope {self.options.scope})</p>")
+        return head + self.runs_df.to_html(index=False)
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def _reported(step: Step) -> tuple[int | None, int | None, int | None]:
+    u = step.usage
+    cached = u.cache_read_tokens
+    if cached is None and u.input_tokens is not None and (u.cache_write_tokens is not None):
+        cached = 0
+    return u.input_tokens, cached, u.cache_write_tokens
+
+
+class _Scope:
+    """Reuse state of one scope: a token-level index per namespace salt and a block-level index."""
+
+    def __init__(self, min_repeat: int, powers: _Powers) -> None:
+        self.tokens = ReuseIndex(min_repeat, powers)
+        self.blocks = BlockReuseIndex()
+
+
+def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
+            min_repeat: int = 32, tokenizer: StepTokenizer | None = None) -> Analysis:
+    """Compute the reuse metrics of every LLM step in `traces`."""
+    options = AnalysisOptions(scope=scope, block_size=block_size, min_repeat=min_repeat)
+    trace_list = [traces] if isinstance(traces, Trace) else list(traces)
+    tok = tokenizer or StepTokenizer()
+    warnings: list[str] = [w for t in trace_list for w in t.warnings]
+
+    # Global order: start time, then file order (trace index, position in file).
+    ordered: list[tuple[tuple[float, int, int], int, Step]] = []
+    for ti, trace in enumerate(trace_list):
+        for ri, run in enumerate(trace.runs):
+            for si, step in enumerate(run.steps):
+                if step.kind != "llm":
+                    continue
+                key = step_order_key(step, step.line if step.line is not None else si)
+                ordered.append(((key[0], ti, key[1]), ti, step))
+    ordered.sort(key=lambda item: item[0])
+
+    powers = _Powers()
+    scopes: dict[Any, _Scope] = {}
+    results: dict[tuple[int, str, str], StepMetrics] = {}
+    ordinal_ids: list[tuple[str, str]] = []
+    no_content: list[str] = []
+    for ordinal, (_, ti, step) in enumerate(ordered):
+        scope_key = (ti, step.run_id) if options.scope == "run" else None
+        state = scopes.get(scope_key)
+        if state is None:
+            state = scopes[scope_key] = _Scope(options.min_repeat, powers)
+        ordinal_ids.append((step.run_id, step.step_id))
+        results[(ti, step.run_id, step.step_id)] = _analyze_step(step, ordinal, state, tok, options,
+                                                                 ordinal_ids, no_content)
+    if no_content:
+        warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
+                        "their input tokens come from reported usage and count as novel")
+    if tok.approximate_models:
+        warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
+                        + f": token counts use {tok._default_encoding} as an approximation")
+
+    runs = []
+    for ti, trace in enumerate(trace_list):
+        for run in trace.runs:
+            metrics = [results[(ti, run.run_id, s.step_id)] for s in run.steps if s.kind == "llm"]
+            metrics = [_with_index(m, i) for i, m in enumerate(metrics)]
+            runs.append(RunAnalysis(run_id=run.run_id, workflow=run.workflow, trace=trace.path,
+                                    steps=tuple(metrics), totals=Totals.of(metrics)))
+    all_steps = [s for r in runs for s in r.steps]
+    return Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
+                    warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list))
+
+
+def _with_index(m: StepMetrics, index: int) -> StepMetrics:
+    from dataclasses import replace
+
+    return replace(m, index=index)
+
+
+def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,
+             ordinal_ids: list[tuple[str, str]]) -> tuple[ReuseSource, ...]:
+    counts: dict[int, list[int]] = {}
+    if prefix_source is not None and prefix:
+        counts[prefix_source] = [prefix, 0]
+    if covered.any():
+        ords, n = np.unique(sources[covered], return_counts=True)
+        for o, c in zip(ords.tolist(), n.tolist()):
+            counts.setdefault(o, [0, 0])[1] += c
+    return tuple(ReuseSource(*ordinal_ids[o], p, r) for o, (p, r) in sorted(counts.items()))
+
+
+def _analyze_step(step: Step, ordinal: int, state: _Scope, tok: StepTokenizer,
+                  options: AnalysisOptions, ordinal_ids: list[tuple[str, str]],
+                  no_content: list[str]) -> StepMetrics:
+    reported_input, reported_cached, reported_write = _reported(step)
+    level = step.prompt.level
+    namespace = None
+    sources: tuple[ReuseSource, ...] = ()
+    if level in ("text", "tokens"):
+        prompt = tok.prompt_tokens(step)
+        output = tok.output_tokens(step)
+        namespace = tok.namespace(step)
+        seq = np.concatenate([prompt, output]) if output.size else prompt
+        hashes = state.tokens.hashes(seq, namespace_salt(namespace))
+        match = state.tokens.match(int(prompt.size), hashes)
+        state.tokens.insert(hashes, ordinal, reused_prefix=match.prefix)
+        input_tokens = int(prompt.size)
+        output_tokens = int(output.size) if output.size or step.output.num_tokens is None else (
+            step.output.num_tokens)
+        prefix = match.prefix
+        repeated = int(match.covered.sum())
+        sources = _sources(match.prefix_source, prefix, match.sources, match.covered, ordinal_ids)
+    elif level == "hashes":
+        p = step.prompt
+        bs = p.block_size or options.block_size
+        bm = state.blocks.match(p.block_hashes or (), p.chained)
+        state.blocks.insert(tuple(p.block_hashes or ()) + tuple(step.output.block_hashes or ()),
+                            p.chained, ordinal)
+        input_tokens = p.num_tokens or 0
+        output_tokens = step.output.num_tokens or step.usage.output_tokens or 0
+        prefix = min(bm.prefix_blocks * bs, input_tokens)
+        repeated = min(bm.repeated_blocks * bs, input_tokens - prefix)
+        namespace = f"blocks/{bs}"
+        if bm.prefix_source is not None:
+            sources = (ReuseSource(*ordinal_ids[bm.prefix_source], prefix, 0),)
+    else:
+        no_content.append(f"{step.run_id}/{step.step_id}")
+        input_tokens = reported_input or 0
+        output_tokens = step.output.num_tokens or step.usage.output_tokens or 0
+        prefix = repeated = 0
+    block = (prefix // options.block_size) * options.block_size
+    return StepMetrics(
+        run_id=step.run_id, step_id=step.step_id, name=step.name, index=0, model=step.model,
+        provider=step.provider, start_unix_s=step.start_unix_s, latency_ms=step.latency_ms,
+        content_level=level, tokenizer=namespace,
+        input_tokens=input_tokens, output_tokens=output_tokens, prefix_reused_tokens=prefix,
+        block_reused_tokens=block, repeated_tokens=repeated,
+        novel_tokens=input_tokens - prefix - repeated,
+        reported_input_tokens=reported_input, reported_cached_tokens=reported_cached,
+        reported_cache_write_tokens=reported_write,
+        cache_gap_tokens=None if reported_cached is None else prefix - reported_cached,
+        redundancy_ratio=_ratio(prefix + repeated, input_tokens), sources=sources)

@@ -1,0 +1,60 @@
+"""`ctxprof analyze`: per-step reuse metrics of one or more traces."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from profiler.analysis import analyze
+from profiler.cli.app import app, err_console
+from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.reporters.console import print_analysis, write_csv, write_json
+
+
+class Scope(str, Enum):
+    run = "run"
+    global_ = "global"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("analyze")
+def analyze_command(
+    traces: list[Path] = TRACES_ARG,
+    scope: Scope = typer.Option(Scope.run, "--scope",
+                                help="'run': compare each step with earlier steps of its run; "
+                                     "'global': with every earlier step, as a shared serving cache."),
+    block_size: int = typer.Option(16, "--block-size", min=1,
+                                   help="Block size (tokens) for block_reused_tokens, as vLLM's."),
+    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
+                                   help="Shortest run of tokens that counts as repeated context."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = OUTPUT_OPT,
+) -> None:
+    """Measure, per step, the prompt tokens that repeat context earlier steps already processed.
+
+    Columns: input_tokens, prefix_reused_tokens (reusable by a prefix cache), block_reused_tokens
+    (the same in whole blocks), repeated_tokens (repeated outside the prefix), novel_tokens,
+    reported_cached_tokens (what the provider said it served from cache), redundancy_ratio.
+    """
+    loaded = load_all(traces)
+    result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    for w in result.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    with output_stream(output) as stream:
+        if fmt is Format.json:
+            write_json(result.to_dict(), stream)
+        elif fmt is Format.csv:
+            write_csv(result, stream)
+        else:
+            console = Console(file=stream, width=None if output is None else 160)
+            print_analysis(result, console)
+    wrote(output)

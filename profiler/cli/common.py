@@ -1,0 +1,40 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import IO, Iterator, Optional
+
+import typer
+
+from profiler.errors import ProfilerError
+from profiler.trace import Trace, load_trace
+
+TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
+                            show_default=False)
+OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
+FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
+
+
+def load_all(paths: list[Path]) -> list[Trace]:
+    return [load_trace(p) for p in paths]
+
+
+@contextlib.contextmanager
+def output_stream(path: Optional[Path], force: bool = True) -> Iterator[IO[str]]:
+    """Standard output, or a file (refusing to overwrite one unless `force`)."""
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        return
+    if path.exists() and not force:
+        raise ProfilerError(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        yield f
+
+
+def wrote(path: Optional[Path]) -> None:
+    if path is not None and str(path) != "-":
+        typer.echo(f"Wrote {path}", err=True)

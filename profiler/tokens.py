@@ -1,0 +1,347 @@
+"""Tokenization of trace steps: offline tiktoken encodings, chat rendering, memoized per message.
+
+Contract:
+- `get_encoding(name)` returns a tiktoken encoding without touching the network: tiktoken's own cache
+  when it has the file, else the `.tiktoken` files shipped in the `bpe-openai` package, checked against
+  the sha256 tiktoken expects and handed to tiktoken through its cache directory.
+- `encoding_for_model(model)` maps a model name to an encoding (exact for OpenAI models; an
+  approximation, flagged as such, for other providers whose tokenizers are not available offline).
+- `StepTokenizer` turns a step's prompt (messages + tools, raw text, or token ids) into one token
+  sequence and its output into another. Each distinct message / tool definition is tokenized once
+  (memoized by content hash): workflows resend the same messages, and the profiler must not do the
+  redundant work it measures.
+
+Chat rendering (ChatML-like, as OpenAI's chat format): the tool definitions first, as one block, then
+each message as `<|im_start|>{role}\\n{content}<|im_end|>\\n`, then the generation prompt
+`<|im_start|>assistant\\n`. The output is the assistant message body followed by `<|im_end|>`, so a
+later step that carries the answer in its history continues exactly the sequence this step left behind,
+as it does in a serving engine. `<|im_start|>` and `<|im_end|>` get ids just past the encoding's range.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from profiler.errors import TokenizerError
+from profiler.trace.model import Output, Prompt, Step
+
+DEFAULT_ENCODING = "o200k_base"
+
+# Where tiktoken fetches each encoding and the sha256 it expects (from tiktoken_ext.openai_public).
+_TIKTOKEN_FILES = {
+    "o200k_base": ("https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+                   "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"),
+    "cl100k_base": ("https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+                    "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
+}
+
+_encoding_lock = threading.Lock()
+_encodings: dict[str, Any] = {}
+
+
+def _tiktoken_cache_dir() -> Path:
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        return Path(os.environ["TIKTOKEN_CACHE_DIR"])
+    if "DATA_GYM_CACHE_DIR" in os.environ:
+        return Path(os.environ["DATA_GYM_CACHE_DIR"])
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
+
+
+def _ctxprof_cache_dir() -> Path:
+    base = os.environ.get("CTXPROF_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    path = Path(base) / "ctxprof" if base and "CTXPROF_CACHE_DIR" not in os.environ else (
+        Path(base) if base else Path.home() / ".cache" / "ctxprof")
+    try:
+        (path / "tiktoken").mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / "ctxprof-cache"
+        (fallback / "tiktoken").mkdir(parents=True, exist_ok=True)
+        return fallback
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cached_in_tiktoken(name: str) -> bool:
+    url, expected = _TIKTOKEN_FILES[name]
+    path = _tiktoken_cache_dir() / hashlib.sha1(url.encode()).hexdigest()
+    try:
+        return _sha256(path.read_bytes()) == expected
+    except OSError:
+        return False
+
+
+def _load_from_bpe_openai(name: str) -> Any:
+    """Hand tiktoken the encoding file shipped in `bpe-openai`, through a cache directory of ours."""
+    import tiktoken
+    from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
+
+    url, expected = _TIKTOKEN_FILES[name]
+    try:
+        from importlib.resources import files
+
+        data = gzip.decompress((files("bpe_openai") / "data" / f"{name}.tiktoken.gz").read_bytes())
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
+        raise TokenizerError(
+            f"encoding {name!r} is not available offline: tiktoken has no cached copy and the "
+            f"'bpe-openai' package is missing or lacks it ({e}); install it with `pip install bpe-openai`"
+        ) from None
+    if _sha256(data) != expected:
+        raise TokenizerError(
+            f"the {name} file shipped in bpe-openai has sha256 {_sha256(data)}, tiktoken expects "
+            f"{expected}; reinstall bpe-openai or put tiktoken's own file in TIKTOKEN_CACHE_DIR")
+    cache = _ctxprof_cache_dir() / "tiktoken"
+    target = cache / hashlib.sha1(url.encode()).hexdigest()
+    if not target.exists() or _sha256(target.read_bytes()) != expected:
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    # tiktoken reads (and re-verifies) the file from its cache directory, so no download happens.
+    previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    try:
+        return tiktoken.Encoding(**ENCODING_CONSTRUCTORS[name]())
+    finally:
+        if previous is None:
+            del os.environ["TIKTOKEN_CACHE_DIR"]
+        else:
+            os.environ["TIKTOKEN_CACHE_DIR"] = previous
+
+
+def get_encoding(name: str) -> Any:
+    """A tiktoken encoding by name (`o200k_base`, `cl100k_base`), loaded without network access."""
+    with _encoding_lock:
+        if name in _encodings:
+            return _encodings[name]
+        if name not in _TIKTOKEN_FILES:
+            raise TokenizerError(f"unknown encoding {name!r}; use one of {', '.join(_TIKTOKEN_FILES)}")
+        import tiktoken
+
+        if _cached_in_tiktoken(name):
+            enc = tiktoken.get_encoding(name)
+        else:
+            enc = _load_from_bpe_openai(name)
+        _encodings[name] = enc
+        return enc
+
+
+def encoding_for_model(model: str | None) -> tuple[str, bool]:
+    """`(encoding name, exact)` for a model: exact for OpenAI models tiktoken knows; otherwise the
+    default encoding as an approximation (Claude, Gemini, DeepSeek... have no offline tokenizer)."""
+    if model:
+        import tiktoken.model
+
+        bare = model.split("/")[-1]
+        try:
+            name = tiktoken.model.encoding_name_for_model(bare)
+            if name in _TIKTOKEN_FILES:
+                return name, True
+        except KeyError:
+            pass
+    return DEFAULT_ENCODING, False
+
+
+class TextTokenizer(Protocol):
+    """What chat rendering needs from a tokenizer."""
+
+    name: str
+
+    def encode(self, text: str) -> list[int]: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+
+@dataclass
+class TiktokenTokenizer:
+    """A tiktoken encoding behind the `TextTokenizer` protocol."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        self._enc = get_encoding(self.name)
+
+    def encode(self, text: str) -> list[int]:
+        # Special-token text inside prompts is ordinary text to a provider: encode it as such.
+        return self._enc.encode_ordinary(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        n = self._enc.n_vocab
+        return "".join(
+            self._enc.decode([i]) if i < n else ("<|im_start|>" if i == n else "<|im_end|>") for i in ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._enc.n_vocab
+
+
+def _digest(obj: Any) -> bytes:
+    if isinstance(obj, str):
+        raw = obj.encode("utf-8", "surrogatepass")
+    else:
+        raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode(
+            "utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def render_content(content: Any) -> str:
+    """Text of a message's content: a string, or a list of parts (OpenAI / Anthropic content blocks)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        pieces = []
+        for part in content:
+            if isinstance(part, Mapping):
+                kind = part.get("type")
+                if kind in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
+                    pieces.append(part["text"])
+                    continue
+                if kind == "tool_result":
+                    pieces.append(render_content(part.get("content")))
+                    continue
+                # Images, tool_use blocks and the rest: their JSON stands in (counts are approximate).
+                pieces.append(json.dumps({k: v for k, v in part.items() if k != "cache_control"},
+                                         ensure_ascii=False))
+            else:
+                pieces.append(str(part))
+        return "\n".join(pieces)
+    return json.dumps(content, ensure_ascii=False)
+
+
+def render_message_body(message: Mapping[str, Any]) -> str:
+    """The text of a message between its header and end marker (content, then tool calls)."""
+    text = render_content(message.get("content"))
+    extras = []
+    for key in ("tool_calls", "function_call"):
+        if message.get(key):
+            extras.append(json.dumps(message[key], ensure_ascii=False))
+    if message.get("tool_call_id"):
+        text = f"[{message['tool_call_id']}] {text}"
+    return "\n".join([text, *extras]) if extras else text
+
+
+def render_tools(tools: Sequence[Mapping[str, Any]]) -> str:
+    """Tool definitions as one text block, one JSON object per line, in the order given (a provider
+    sees reordered tools as a different prompt, and so does ctxprof)."""
+    return "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+
+
+def _role_header(message: Mapping[str, Any]) -> str:
+    role = str(message.get("role", "user"))
+    name = message.get("name")
+    return f"{role} name={name}" if isinstance(name, str) and name else role
+
+
+class StepTokenizer:
+    """Render and tokenize steps, memoizing each distinct message, tool list and text once.
+
+    `tokenizer_for` picks the `TextTokenizer` for a step (by default from its model name); pass one in
+    to force a tokenizer. Token ids of different tokenizers live in different id spaces: `namespace()`
+    says which one a step's sequence is in, so the analyzer never matches ids across vocabularies.
+    """
+
+    def __init__(self, tokenizer_for: Callable[[Step], TextTokenizer] | None = None,
+                 default_encoding: str = DEFAULT_ENCODING) -> None:
+        self._tokenizers: dict[str, TextTokenizer] = {}
+        self._default_encoding = default_encoding
+        self._tokenizer_for = tokenizer_for or self._by_model
+        self._memo: dict[tuple[str, bytes], np.ndarray] = {}
+        self.approximate_models: set[str] = set()
+        self.texts_tokenized = 0  # distinct pieces actually sent to a tokenizer (for tests/benchmarks)
+
+    def _by_model(self, step: Step) -> TextTokenizer:
+        name, exact = encoding_for_model(step.model)
+        if not step.model or not exact:
+            name = self._default_encoding
+            if step.model:
+                self.approximate_models.add(step.model)
+        tok = self._tokenizers.get(name)
+        if tok is None:
+            tok = self._tokenizers[name] = TiktokenTokenizer(name)
+        return tok
+
+    def tokenizer(self, step: Step) -> TextTokenizer:
+        return self._tokenizer_for(step)
+
+    def namespace(self, step: Step) -> str:
+        """The id space of the step's token sequence."""
+        if step.prompt.level == "tokens":
+            return step.prompt.tokenizer or "unknown"
+        return self.tokenizer(step).name
+
+    def _encode_text(self, tok: TextTokenizer, text: str) -> np.ndarray:
+        key = (tok.name, _digest(text))
+        ids = self._memo.get(key)
+        if ids is None:
+            self.texts_tokenized += 1
+            ids = np.asarray(tok.encode(text), dtype=np.int64)
+            ids.setflags(write=False)
+            self._memo[key] = ids
+        return ids
+
+    def _specials(self, tok: TextTokenizer) -> tuple[np.ndarray, np.ndarray]:
+        n = tok.vocab_size
+        return np.array([n], dtype=np.int64), np.array([n + 1], dtype=np.int64)  # im_start, im_end
+
+    def _block(self, tok: TextTokenizer, header: str, body: str) -> list[np.ndarray]:
+        """`<|im_start|>{header}\n{body}<|im_end|>\n` as separately memoized pieces; header and body
+        are encoded apart so a body tokenizes the same wherever it appears (history or output)."""
+        start, end = self._specials(tok)
+        return [start, self._encode_text(tok, header + "\n"), self._encode_text(tok, body), end,
+                self._encode_text(tok, "\n")]
+
+    def prompt_tokens(self, step: Step) -> np.ndarray:
+        prompt: Prompt = step.prompt
+        if prompt.level == "tokens":
+            return np.asarray(prompt.token_ids, dtype=np.int64)
+        if prompt.level != "text":
+            raise TokenizerError(f"step {step.step_id!r} has no text or token ids to tokenize")
+        tok = self.tokenizer(step)
+        if prompt.messages is None:
+            return self._encode_text(tok, prompt.text or "")
+        parts: list[np.ndarray] = []
+        if prompt.tools:
+            parts += self._block(tok, "tools", render_tools(prompt.tools))
+        for message in prompt.messages:
+            parts += self._block(tok, _role_header(message), render_message_body(message))
+        start, _ = self._specials(tok)
+        parts += [start, self._encode_text(tok, "assistant\n")]
+        return np.concatenate(parts)
+
+    def output_tokens(self, step: Step) -> np.ndarray:
+        output: Output = step.output
+        if output.token_ids is not None:
+            return np.asarray(output.token_ids, dtype=np.int64)
+        if step.prompt.level != "text" or (output.message is None and output.text is None):
+            return np.zeros(0, dtype=np.int64)
+        tok = self.tokenizer(step)
+        if step.prompt.messages is None:
+            return self._encode_text(tok, output.text or "")
+        message = output.message if output.message is not None else {"role": "assistant",
+                                                                      "content": output.text}
+        _, end = self._specials(tok)
+        return np.concatenate([self._encode_text(tok, render_message_body(message)), end])
+
+    def count_output_tokens(self, step: Step) -> int:
+        """Output length: from the content when there is any, else the recorded count."""
+        if step.output.token_ids is not None or step.output.message is not None or (
+                step.output.text is not None):
+            if step.prompt.level in ("text", "tokens"):
+                return int(self.output_tokens(step).size)
+        if step.output.num_tokens is not None:
+            return step.output.num_tokens
+        return step.usage.output_tokens or 0

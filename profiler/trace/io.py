@@ -1,0 +1,281 @@
+"""Reading and writing trace files (JSON Lines, see docs/trace-format.md).
+
+Writing appends one record per line and flushes it, so a process killed at any moment leaves a
+readable file: at most its last line is torn. Reading streams the file; a torn *last* line is reported
+as a warning and skipped, any other bad line is an error naming the file, line and field. Files written
+by older schema versions are migrated record by record (`MIGRATIONS`); newer ones are refused with an
+upgrade hint. Files ending in `.gz` are read and written compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
+
+from profiler.errors import TraceFormatError, UnsupportedVersionError
+from profiler.trace.model import (
+    FORMAT_NAME,
+    SCHEMA_VERSION,
+    Run,
+    Step,
+    Trace,
+    TraceHeader,
+)
+
+# schema version -> function upgrading one record of that version to the next version.
+# Version 1 is the first; when version 2 arrives, add `1: _migrate_1_to_2` here.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+UPGRADE_HINT = "upgrade ctxprof (pip install -U ctxprof) to read it"
+
+
+def _open_text(path: Path, mode: str) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8")
+
+
+def _dumps(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+class TraceWriter:
+    """Append records to a trace file; safe to share between threads.
+
+    Each `write_*` call writes exactly one line and flushes it (and fsyncs it when `fsync=True`), under a
+    lock, so concurrent writers never interleave within a line. Opening an existing trace appends to it
+    after checking its header.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: TraceHeader | None = None, *,
+                 fsync: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fsync = fsync
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists:
+            # Validates the header (and refuses newer versions) before appending.
+            next(iter_records(self.path), None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = _open_text(self.path, "a")
+        if exists:
+            self._terminate_torn_line()
+        else:
+            from profiler import __version__
+
+            header = header or TraceHeader()
+            if header.producer_version is None and header.producer == "ctxprof":
+                header = TraceHeader(**{**header.__dict__, "producer_version": __version__})
+            if header.created_unix_s is None:
+                header = TraceHeader(**{**header.__dict__, "created_unix_s": time.time()})
+            self.write(header.to_dict())
+
+    def _terminate_torn_line(self) -> None:
+        # A crashed writer may have left a torn line; start ours on a fresh line so it stays readable.
+        if self.path.suffix == ".gz":
+            return
+        with open(self.path, "rb") as f:
+            f.seek(-1, io.SEEK_END)
+            if f.read(1) != b"\n":
+                self.write_raw("")
+
+    def write_raw(self, line: str) -> None:
+        with self._lock:
+            if self._file is None:
+                raise ValueError(f"trace writer for {self.path} is closed")
+            self._file.write(line + "\n")
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.write_raw(_dumps(record))
+
+    def write_run(self, run: Run) -> None:
+        self.write(run.to_dict())
+
+    def write_run_end(self, run: Run) -> None:
+        self.write(run.end_dict())
+
+    def write_step(self, step: Step) -> None:
+        self.write(step.to_dict())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def __enter__(self) -> "TraceWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_trace(trace: Trace, path: str | os.PathLike[str]) -> None:
+    """Write a whole trace (header, then each run, its steps and its end)."""
+    with TraceWriter(path, trace.header) as w:
+        for run in trace.runs:
+            w.write_run(run)
+            for step in run.steps:
+                w.write_step(step)
+            if run.end_unix_s is not None or run.status is not None or run.gpu is not None:
+                w.write_run_end(run)
+
+
+def _parse_header(record: Any, path: Path, lineno: int) -> TraceHeader:
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise TraceFormatError(
+            f"not a ctxprof trace: the first line must be a header with \"format\": \"{FORMAT_NAME}\"",
+            path=path, line=lineno,
+            hint="to bring in traces from other tools, use `ctxprof import`")
+    version = record.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TraceFormatError("must be a positive integer", path=path, line=lineno,
+                               field="header.schema_version")
+    if version > SCHEMA_VERSION:
+        raise UnsupportedVersionError(
+            f"schema version {version} is newer than this ctxprof supports ({SCHEMA_VERSION})",
+            path=path, line=lineno, field="header.schema_version", hint=UPGRADE_HINT)
+    try:
+        return TraceHeader.from_dict(record)
+    except TraceFormatError as e:
+        raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None
+
+
+def iter_records(path: str | os.PathLike[str],
+                 warnings: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line_number, record)` for every line of a trace, the header first, migrated to the
+    current schema version. A torn last line is skipped and described in `warnings`."""
+    path = Path(path)
+    try:
+        f = _open_text(path, "r")
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", path=path, hint="check the path") from None
+    except IsADirectoryError:
+        raise TraceFormatError("is a directory, not a trace file", path=path) from None
+    with f:
+        version = SCHEMA_VERSION
+        header_seen = False
+        pending: tuple[int, str] | None = None
+        lines = enumerate(f, start=1)
+        try:
+            for lineno, raw in lines:
+                if pending is not None:
+                    yield _decode(path, *pending, version=version)
+                    pending = None
+                if not raw.strip():
+                    continue
+                if not header_seen:
+                    try:
+                        record = json.loads(raw)
+                    except json.JSONDecodeError:
+                        raise TraceFormatError(
+                            "not JSON: a trace file is JSON Lines starting with a ctxprof header",
+                            path=path, line=lineno,
+                            hint="to bring in traces from other tools, use `ctxprof import`") from None
+                    header = _parse_header(record, path, lineno)
+                    version = header.schema_version
+                    header_seen = True
+                    yield lineno, _migrate(record, version)
+                    continue
+                if not raw.endswith("\n"):
+                    pending = (lineno, raw)  # maybe torn: decide once we know it is the last line
+                    continue
+                yield _decode(path, lineno, raw, version=version)
+        except UnicodeDecodeError:
+            raise TraceFormatError("is not UTF-8 text", path=path,
+                                   hint="a trace file is UTF-8 JSON Lines") from None
+        except (EOFError, gzip.BadGzipFile, OSError) as e:
+            if isinstance(e, (FileNotFoundError, PermissionError)):
+                raise
+            raise TraceFormatError(f"cannot be read ({e})", path=path) from None
+        if pending is not None:
+            lineno, raw = pending
+            try:
+                yield _decode(path, lineno, raw, version=version)
+            except TraceFormatError:
+                if warnings is not None:
+                    warnings.append(f"{path}:{lineno}: last line is incomplete (torn write); skipped it")
+
+
+def _decode(path: Path, lineno: int, raw: str, *, version: int) -> tuple[int, dict[str, Any]]:
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise TraceFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path=path,
+                               line=lineno) from None
+    if not isinstance(record, dict):
+        raise TraceFormatError(f"a record must be a JSON object, got {type(record).__name__}",
+                               path=path, line=lineno)
+    if not isinstance(record.get("type"), str):
+        raise TraceFormatError("is required and must be a string", path=path, line=lineno, field="type")
+    return lineno, _migrate(record, version)
+
+
+def _migrate(record: dict[str, Any], version: int) -> dict[str, Any]:
+    while version < SCHEMA_VERSION:
+        record = MIGRATIONS[version](record)
+        version += 1
+    return record
+
+
+def load_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a whole trace file into a `Trace` (runs with their steps in start order)."""
+    path = Path(path)
+    warnings: list[str] = []
+    header: TraceHeader | None = None
+    runs: dict[str, Run] = {}
+    ends: dict[str, tuple[int, dict[str, Any]]] = {}
+    steps: list[Step] = []
+    seen_steps: dict[tuple[str, str], int] = {}
+    unknown_types: set[str] = set()
+    for lineno, record in iter_records(path, warnings):
+        kind = record.get("type")
+        try:
+            if header is None:
+                header = TraceHeader.from_dict(record)
+                continue
+            if kind == "header":
+                continue
+            if kind == "step":
+                step = Step.from_dict(record, line=lineno)
+                key = (step.run_id, step.step_id)
+                if key in seen_steps:
+                    raise TraceFormatError(
+                        f"duplicate step id {step.step_id!r} in run {step.run_id!r} "
+                        f"(first on line {seen_steps[key]})", field="step_id")
+                seen_steps[key] = lineno
+                steps.append(step)
+            elif kind == "run":
+                run = Run.from_dict(record)
+                runs.setdefault(run.run_id, run)
+            elif kind == "run_end":
+                ends[str(record.get("run_id"))] = (lineno, record)
+            else:
+                unknown_types.add(str(kind))
+        except TraceFormatError as e:
+            raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field, hint=e.hint) from None
+    if header is None:
+        raise TraceFormatError("is empty", path=path, hint="a trace starts with a ctxprof header line")
+    for run_id, (lineno, record) in ends.items():
+        if run_id in runs:
+            try:
+                runs[run_id] = runs[run_id].with_end(record)
+            except TraceFormatError as e:
+                raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None
+    for t in sorted(unknown_types):
+        warnings.append(f"{path}: ignored records of unknown type {t!r}")
+    trace = Trace.from_steps(steps, header=header, runs=runs.values(), path=str(path))
+    return Trace(header=trace.header, runs=trace.runs, path=trace.path, warnings=tuple(warnings))
+
+
+def load_traces(paths: Iterable[str | os.PathLike[str]]) -> list[Trace]:
+    return [load_trace(p) for p in paths]
