@@ -67,6 +67,14 @@ class StepMetrics:
     cache_gap_tokens: int | None
     redundancy_ratio: float
     sources: tuple[ReuseSource, ...] = ()
+    # Costs in USD, filled in by `profiler.cost` when prices are known (None otherwise):
+    # actual (with the provider's reported caching), with no caching at all, with an ideal prefix cache
+    # (prefix_reused_tokens at the cache-read price), and what the redundant input tokens
+    # (prefix_reused + repeated) cost at the full input price.
+    cost_actual_usd: float | None = None
+    cost_no_cache_usd: float | None = None
+    cost_ideal_usd: float | None = None
+    cost_redundant_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,6 +94,10 @@ class Totals:
     reported_cached_tokens: int | None
     cache_gap_tokens: int | None
     redundancy_ratio: float
+    cost_actual_usd: float | None = None
+    cost_no_cache_usd: float | None = None
+    cost_ideal_usd: float | None = None
+    cost_redundant_usd: float | None = None
 
     @classmethod
     def of(cls, steps: Sequence[StepMetrics]) -> "Totals":
@@ -106,6 +118,7 @@ class Totals:
             reported_cached_tokens=sum(s.reported_cached_tokens for s in reported) if reported else None,
             cache_gap_tokens=sum(s.cache_gap_tokens for s in reported) if reported else None,
             redundancy_ratio=_ratio(reused, inp),
+            **{name: _sum_known(getattr(s, name) for s in steps) for name in COST_FIELDS},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +203,15 @@ class Analysis:
                 f"{t.input_tokens:,} input tokens, redundancy {t.redundancy_ratio:.1%} "
                 f"(scope {self.options.scope})</p>")
         return head + self.runs_df.to_html(index=False)
+
+
+COST_FIELDS = ("cost_actual_usd", "cost_no_cache_usd", "cost_ideal_usd", "cost_redundant_usd")
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    """Sum of the known values; None when none is known (unknown prices are never counted as 0)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _ratio(num: int, den: int) -> float:
