@@ -151,6 +151,15 @@ class PriceTable:
             table.source = f"{path} + genai-prices {_genai_version()}"
         return table
 
+    @classmethod
+    def empty(cls) -> "PriceTable":
+        """A table that prices nothing (costs stay empty, without warnings)."""
+        return cls({}, use_genai_prices=False, source="none")
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._entries and not self._use_genai
+
     # -- lookup ---------------------------------------------------------------------------------
     def lookup(self, model: str | None, provider: str | None = None, *, input_tokens: int | None = None,
                at_unix_s: float | None = None) -> ModelPrice | None:

@@ -489,7 +489,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             read = cache_auto.request(hashes, now)
         written = sum(w for w, _ in writes)
         price = table.lookup(step.model, step.provider, input_tokens=n, at_unix_s=step.start_unix_s)
-        if price is None and step.model:
+        if price is None and step.model and not table.is_empty:
             unpriced[step.model] = unpriced.get(step.model, 0) + 1
         cost = _price_cost(price, uncached=n - read - written, read=read, writes=writes, output=output,
                            provider=provider)
