@@ -6,15 +6,23 @@ that earlier steps of a scope left processed. `match(P)` returns, for a new prom
 - `prefix`: the longest common prefix of P with any earlier S_j;
 - `covered`: a boolean mask over P; position p is True when some window of `min_repeat` consecutive
   tokens of P containing p occurs somewhere in an earlier S_j;
-- where each reused token first appeared (the step ordinal that inserted it).
+- where each reused token first appeared (the ordinal of the step that inserted it).
 
-`insert(S, ordinal)` adds a finished step. Both cost O(len) numpy work plus O(new tokens) hash-table
-work: a sequence's prefix hashes and window hashes are computed in one vectorised pass (polynomial
-rolling hashes modulo 2^64 over splitmix-mixed token ids), prefixes are looked up by binary search
-(the set of stored prefixes is prefix-closed), and only the part of S that was not already reused is
-inserted (whatever lies inside the reused prefix is in the index already). Hashes are 64-bit, so two
-different spans collide with probability ~2^-64 per comparison; the tests compare against a
-brute-force oracle.
+`insert(S, ordinal, match)` adds a finished step. How it stays linear in total tokens:
+
+- Tokens are mixed (splitmix64, salted by tokenizer so ids of different vocabularies never match), and
+  one vectorised pass computes the polynomial rolling hashes (mod 2^64) of every prefix and of every
+  `min_repeat`-token window.
+- Prefixes live in a trie of 16-token nodes (as vLLM's chained block hashes): one dict entry per 16
+  tokens, keyed by the hash of the prefix up to the node; each node keeps the distinct continuations
+  that followed it. The longest prefix is a binary search over nodes (the node set is prefix-closed)
+  plus one comparison of the last partial block.
+- Windows live in a dict from window hash to the step that first had it.
+- Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
+  match already found.
+
+Hashes are 64-bit, so two different spans collide with probability ~2^-64 per comparison; the tests
+compare every metric against a brute-force oracle.
 
 `BlockReuseIndex` does the same at block granularity for content-free traces (block hashes only).
 """
