@@ -165,3 +165,28 @@ def test_analyze_bad_price_file_exit_2(trace_file, tmp_path, capsys):
     prices.write_text('[models."m"]\ninput_usd_per_mtok = -2\n')
     code, _, err = cli(["analyze", str(trace_file), "--price-file", str(prices)], capsys)
     assert code == 2 and str(prices) in err and "input_usd_per_mtok" in err
+
+
+# -- sample traces -------------------------------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
+
+
+@pytest.mark.parametrize("name,cache,tolerance", [
+    ("planner_executor_verifier.jsonl", "openai", 0),
+    ("retry_loop.jsonl", "openai", 0),
+    ("timestamp_prefix.jsonl", "openai", 0),
+    ("react_tool_loop.jsonl", "anthropic", 0.01),
+])
+def test_sample_traces_predicted_against_reported(name, cache, tolerance, capsys):
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    code, out, _ = cli(["simulate", str(path), "--cache", cache, "-f", "json"], capsys)
+    assert code == 0
+    totals = json.loads(out)["totals"]
+    # THEN the simulated cache serves what the trace's provider usage says it served (the Anthropic
+    # sample within 1%: ctxprof's tokenizer for Claude is approximate)
+    assert totals["reported_steps"] == totals["steps"]
+    assert abs(totals["predicted_cached_tokens"] - totals["reported_cached_tokens"]) <= (
+        tolerance * totals["reported_cached_tokens"])
