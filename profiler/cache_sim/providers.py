@@ -45,7 +45,7 @@ import numpy as np
 from profiler.errors import ConfigError
 from profiler.pricing import ModelPrice, PriceTable
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
-from profiler.tokens import StepTokenizer
+from profiler.tokens import StepTokenizer, render_content, render_tools
 from profiler.trace.model import Step, Trace, step_order_key
 
 PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
@@ -291,9 +291,8 @@ def anthropic_breakpoints(step: Step, tokenizer: StepTokenizer, *, default_ttl_s
             if k == len(tools) - 1:
                 pos = tools_block.end
             else:
-                from profiler.tokens import render_tools
-
-                pos = tools_block.body_start + int(tokenizer.encode_text(step, render_tools(tools[:k + 1])).size)
+                head = tokenizer.encode_text(step, render_tools(tools[:k + 1]))
+                pos = tools_block.body_start + int(head.size)
             marks.append(Breakpoint(pos, _ttl_of(mark, default_ttl_s), f"tools[{k}]"))
     for i, message in enumerate(prompt.messages or ()):
         block = by_message.get(i)
@@ -308,8 +307,6 @@ def anthropic_breakpoints(step: Step, tokenizer: StepTokenizer, *, default_ttl_s
                 if j == len(content) - 1:
                     pos = block.end
                 else:
-                    from profiler.tokens import render_content
-
                     text = render_content(content[:j + 1])
                     pos = block.body_start + int(tokenizer.encode_text(step, text).size)
                 marks.append(Breakpoint(pos, _ttl_of(mark, default_ttl_s), f"messages[{i}].content[{j}]"))

@@ -47,7 +47,8 @@ def provider_table(sim: ProviderSimulation) -> Table:
     if has_reported:
         table.add_column("reported", no_wrap=True, footer=_fmt_int(t.reported_cached_tokens), justify="right")
     table.add_column("cost", no_wrap=True, footer=_fmt_cost(t.cost_usd), justify="right")
-    table.add_column("no cache", no_wrap=True, footer=_fmt_cost(t.no_cache_cost_usd), justify="right")
+    table.add_column("no cache", no_wrap=True, footer=_fmt_cost(t.no_cache_cost_usd),
+                     justify="right")
     for s in sim.steps:
         row = [s.step_id if single_run else f"{s.run_id}/{s.step_id}"]
         if several_models:
