@@ -332,6 +332,10 @@ class StepTokenizer:
             tok = self._tokenizers[name] = TiktokenTokenizer(name)
         return tok
 
+    @property
+    def default_encoding(self) -> str:
+        return self._default_encoding
+
     def tokenizer(self, step: Step) -> TextTokenizer:
         return self._tokenizer_for(step)
 
@@ -405,13 +409,3 @@ class StepTokenizer:
             return self._encode_text(tok, render_message_body(message))
         _, end = self._specials(tok)
         return np.concatenate([self._encode_text(tok, render_message_body(message)), end])
-
-    def count_output_tokens(self, step: Step) -> int:
-        """Output length: from the content when there is any, else the recorded count."""
-        if step.output.token_ids is not None or step.output.message is not None or (
-                step.output.text is not None):
-            if step.prompt.level in ("text", "tokens"):
-                return int(self.output_tokens(step).size)
-        if step.output.num_tokens is not None:
-            return step.output.num_tokens
-        return step.usage.output_tokens or 0
