@@ -372,7 +372,8 @@ class _Parser:
             for name, wtable in workflows.items():
                 key = (section, "workflow", name)
                 if not isinstance(wtable, Mapping):
-                    raise self.error(key, f"{_table_name(*key)} must be a table of metric limits")
+                    raise self.error(key, f"{_table_name(*key)} must be a table of metric limits "
+                                          f'(a workflow\'s limits go in [{section}.workflow."NAME"])')
                 if "workflow" in wtable:
                     raise self.error(key + ("workflow",),
                                      f"{_table_name(*key)} cannot nest another workflow table")

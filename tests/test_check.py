@@ -387,3 +387,25 @@ def test_check_result_to_dict_is_json_safe():
     # WHEN serialised THEN the JSON is strict (no Infinity)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["rows"][0]["change_ratio"] is None and data["passed"] is False
+
+
+def test_the_budgets_example_in_the_docs_is_valid():
+    # GIVEN the first TOML example of docs/ci.md WHEN read THEN it is a valid budgets file
+    docs = Path(__file__).resolve().parents[1] / "docs" / "ci.md"
+    if not docs.exists():
+        pytest.skip("docs/ci.md is not in this checkout")
+    text = docs.read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    budgets = Budgets.from_mapping(tomllib_loads(example))
+    assert budgets.limits_for("support-agent", "budget")["input_tokens_per_run"].aggregate == "p95"
+    assert budgets.limits_for("other", "regression")["cost_per_run_usd"].value == pytest.approx(0.1)
+
+
+def tomllib_loads(text: str):
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads(text)

@@ -200,3 +200,12 @@ def test_baseline_scope_is_used_by_check(project, capsys):
     assert run_cli("check", project / "before.jsonl", "--budget", path, "--baseline",
                    project / "global.json", "--scope", "run") == 0
     assert "scope=global" in capsys.readouterr().err
+
+
+def test_annotation_paths_are_relative_to_the_github_workspace(project, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(project))
+    run_cli("check", project / "after.jsonl", "--budget", (project / "ctxprof.toml").resolve(),
+            "--baseline", project / "baseline.json")
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")]
+    assert errors and all(line.startswith("::error file=ctxprof.toml,line=") for line in errors)

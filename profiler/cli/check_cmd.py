@@ -105,7 +105,7 @@ def check_command(
             write_junit(result, stream)
         wrote(junit)
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        for line in github_annotations(result):
+        for line in github_annotations(result, workspace=os.environ.get("GITHUB_WORKSPACE")):
             typer.echo(line)
     if not result.passed:
         details = "; ".join(describe_row(r) for r in result.failures)

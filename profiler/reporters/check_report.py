@@ -4,6 +4,7 @@ GitHub Actions annotation lines. They take the finished result and a stream; not
 from __future__ import annotations
 
 import math
+import os
 import re
 import xml.etree.ElementTree as ET
 from typing import IO, TYPE_CHECKING
@@ -175,11 +176,12 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def github_annotations(result: "CheckResult") -> list[str]:
+def github_annotations(result: "CheckResult", *, workspace: str | None = None) -> list[str]:
     """Workflow-command lines (`::error ...::message`) for GitHub Actions.
 
     A failing row becomes an error annotation on the budgets file line that set its limit; an unknown
-    row that is allowed, and every warning, a warning annotation.
+    row that is allowed, and every warning, a warning annotation. GitHub wants file paths relative to
+    the repository: absolute paths inside `workspace` ($GITHUB_WORKSPACE) are made relative to it.
     """
     lines = []
     failures = result.failures
@@ -191,6 +193,9 @@ def github_annotations(result: "CheckResult") -> list[str]:
         if row.limit_source:
             m = re.fullmatch(r"(.*?):(\d+)", row.limit_source)
             path, line = (m.group(1), m.group(2)) if m else (row.limit_source, None)
+            if workspace and os.path.isabs(path):
+                rel = os.path.relpath(path, workspace)
+                path = path if rel.startswith("..") else rel
             props.append(f"file={_escape_property(path)}")
             if line:
                 props.append(f"line={line}")
