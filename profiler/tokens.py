@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -90,9 +91,12 @@ def _load_from_bpe_openai(name: str) -> Any:
 
     url, expected = _TIKTOKEN_FILES[name]
     try:
-        from importlib.resources import files
-
-        data = gzip.decompress((files("bpe_openai") / "data" / f"{name}.tiktoken.gz").read_bytes())
+        # Locate the file without importing bpe_openai: its import builds every encoding it ships.
+        spec = importlib.util.find_spec("bpe_openai")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("bpe_openai is not installed")
+        package_dir = Path(next(iter(spec.submodule_search_locations)))
+        data = gzip.decompress((package_dir / "data" / f"{name}.tiktoken.gz").read_bytes())
     except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
         raise TokenizerError(
             f"encoding {name!r} is not available offline: tiktoken has no cached copy and the "
