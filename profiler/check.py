@@ -575,13 +575,6 @@ class CheckRow:
     def unit(self) -> str:
         return METRICS[self.metric].unit
 
-    @property
-    def message(self) -> str:
-        """One line saying what was checked and what was found."""
-        from profiler.reporters.check_report import describe_row
-
-        return describe_row(self)
-
     def to_dict(self) -> dict[str, Any]:
         def finite(v: float | None) -> float | None:
             return v if v is None or math.isfinite(v) else None
@@ -684,12 +677,10 @@ def check(analysis: "Analysis", budgets: Budgets, baseline: Baseline | None = No
     if not rows:
         warnings.append("no budget or regression limit applies to the workflows in the traces")
     allow = budgets.allow_unknown if allow_unknown is None else allow_unknown
-    result = CheckResult(rows=tuple(rows), passed=True, allow_unknown=allow, warnings=tuple(warnings),
-                         budget_source=budgets.source,
-                         baseline_source=None if baseline is None else baseline.source)
-    return CheckResult(rows=result.rows, passed=not result.failures, allow_unknown=allow,
-                       warnings=result.warnings, budget_source=result.budget_source,
-                       baseline_source=result.baseline_source)
+    failed = any(r.verdict == "fail" or (r.verdict == "unknown" and not allow) for r in rows)
+    return CheckResult(rows=tuple(rows), passed=not failed, allow_unknown=allow,
+                       warnings=tuple(warnings), budget_source=budgets.source,
+                       baseline_source=None if baseline is None else baseline.source)
 
 
 def _verdict(kind: str, metric: str, lim: Limit, current: float | None, base: float | None,

@@ -81,7 +81,7 @@ class CtxprofTrace:
               prices: str | os.PathLike[str] | None = None,
               allow_unknown: bool | None = None) -> "CheckResult":
         """Check the trace against budgets (a file, a dict shaped like the file, or `Budgets`)."""
-        from profiler.check import METRICS, Baseline, Budgets, check
+        from profiler.check import METRICS, Baseline, check
 
         budgets = self._budgets(budget)
         base = (Baseline.from_file(baseline) if isinstance(baseline, (str, os.PathLike)) else baseline)

@@ -209,3 +209,30 @@ def test_annotation_paths_are_relative_to_the_github_workspace(project, capsys, 
             "--baseline", project / "baseline.json")
     errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")]
     assert errors and all(line.startswith("::error file=ctxprof.toml,line=") for line in errors)
+
+
+def test_bundled_sample_traces_cache_gap_budget(samples, tmp_path, capsys):
+    # GIVEN two bundled sample workflows: a ReAct loop whose provider cache misses ~11k reusable
+    # tokens per run, and a planner/executor/verifier whose provider caches almost all of them
+    traces = [samples / "react_tool_loop.jsonl", samples / "planner_executor_verifier.jsonl"]
+    if not all(p.exists() for p in traces):
+        pytest.skip("sample_traces/ is not in this checkout")
+    budgets = tmp_path / "ctxprof.toml"
+    budgets.write_text("[budgets]\ncache_gap_tokens_per_run = 5000\nredundancy_ratio = 0.95\n",
+                       encoding="utf-8")
+    # WHEN checked
+    code = run_cli("check", *traces, "--budget", budgets, "--markdown", tmp_path / "report.md")
+    # THEN only the ReAct loop's cache gap fails
+    assert code == 1
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    failing = [line for line in md.splitlines() if line.startswith("|") and "❌ fail" in line]
+    assert len(failing) == 1
+    assert failing[0].startswith("| react-support-agent | **cache_gap_tokens_per_run** |")
+    # AND a baseline of the same traces, with no growth allowed, passes
+    assert run_cli("baseline", *traces, "-o", tmp_path / "baseline.json") == 0
+    (tmp_path / "strict.toml").write_text(
+        "[regression]\ninput_tokens_per_run = 0\nredundancy_ratio = 0\ncache_gap_tokens_per_run = 0\n",
+        encoding="utf-8")
+    assert run_cli("check", *traces, "--budget", tmp_path / "strict.toml",
+                   "--baseline", tmp_path / "baseline.json") == 0
+    capsys.readouterr()
