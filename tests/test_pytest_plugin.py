@@ -16,6 +16,12 @@ import profiler.analysis  # noqa: F401,E402
 import profiler.check  # noqa: F401,E402
 import profiler.reporters.check_report  # noqa: F401,E402
 
+try:  # the cost model and its price data, when this ctxprof has them
+    import profiler.cost  # noqa: F401
+    import genai_prices  # noqa: F401
+except ImportError:
+    pass
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,6 +174,26 @@ def test_unknown_cost_fails_unless_allowed(inner):
     result = inner.runpytest(*plugin_args())
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*cost_per_run_usd is unknown*"])
+
+
+def test_cost_limits_use_the_price_table(inner):
+    pytest.importorskip("profiler.cost")
+    # GIVEN a priced model: 930 input and 30 output tokens of gpt-4o-mini cost well under a cent
+    inner.makepyfile(test_agent="""
+        from agent import run_agent
+
+        def test_priced(ctxprof_trace):
+            run_agent(ctxprof_trace.path, steps=3, model="gpt-4o-mini")
+            result = ctxprof_trace.assert_max(cost_per_run_usd=0.01)
+            assert 0 < result.rows[0].current < 0.01
+
+        def test_too_dear(ctxprof_trace):
+            run_agent(ctxprof_trace.path, steps=3, model="gpt-4o-mini")
+            ctxprof_trace.assert_max(cost_per_run_usd=0.000001)
+    """)
+    result = inner.runpytest(*plugin_args())
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*cost_per_run_usd = $0.0* exceeds the budget $0.0000*"])
 
 
 def test_importing_the_plugin_is_cheap():

@@ -79,6 +79,11 @@ def summary_line(result: "CheckResult") -> str:
     return f"all {n} check(s) passed{extra}"
 
 
+def _baseline_cell(result: "CheckResult", row: "CheckRow") -> str:
+    # "?" means the baseline does not know the value; "-" that no baseline was given.
+    return "-" if result.baseline_source is None else format_value(row.baseline, row.unit)
+
+
 def check_table(result: "CheckResult") -> "Table":
     from rich.table import Table
 
@@ -90,7 +95,7 @@ def check_table(result: "CheckResult") -> "Table":
     styles = {"pass": "green", "fail": "bold red", "unknown": "yellow"}
     for row in result.rows:
         verdict = row.verdict if row.verdict != "fail" else "FAIL"
-        table.add_row(row.workflow, metric_label(row), format_value(row.baseline, row.unit),
+        table.add_row(row.workflow, metric_label(row), _baseline_cell(result, row),
                       format_value(row.current, row.unit), format_change(row.change_ratio),
                       format_limit(row), f"[{styles[row.verdict]}]{verdict}[/]")
     return table
@@ -115,7 +120,7 @@ def write_markdown(result: "CheckResult", stream: IO[str]) -> None:
             metric = f"**{row.metric}**" if row in result.failures else row.metric
             if row.runs > 1:
                 metric += f" ({row.aggregate} of {row.runs} runs)"
-            cells = [row.workflow, metric, format_value(row.baseline, row.unit),
+            cells = [row.workflow, metric, _baseline_cell(result, row),
                      format_value(row.current, row.unit), format_change(row.change_ratio),
                      format_limit(row), VERDICT_MARK[row.verdict]]
             stream.write("| " + " | ".join(_md_cell(c) for c in cells) + " |\n")
