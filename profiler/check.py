@@ -247,7 +247,9 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 
 
 _BARE_OR_QUOTED = r'(?:"(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_-]+)'
-_KEY_PATH = re.compile(rf"\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*")
+_KEY_PATH_RE = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_TABLE_HEADER = re.compile(rf"\[\[?\s*({_KEY_PATH_RE})\s*\]")
+_KEY_LINE = re.compile(rf"({_KEY_PATH_RE})\s*=(.*)$")
 _KEY_PART = re.compile(_BARE_OR_QUOTED)
 
 
@@ -287,13 +289,12 @@ class _KeyLines:
             if not stripped or stripped.startswith("#"):
                 continue
             if stripped.startswith("["):
-                inner = stripped.lstrip("[").split("]")[0]
-                m = _KEY_PATH.fullmatch(inner)
+                m = _TABLE_HEADER.match(stripped)
                 if m:
                     table = _split_key(m.group(1))
                     self._add(table, lineno)
                 continue
-            eq = re.match(rf"({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=(.*)$", stripped)
+            eq = _KEY_LINE.match(stripped)
             if eq:
                 self._add(table + _split_key(eq.group(1)), lineno)
                 rest = eq.group(2)

@@ -409,3 +409,32 @@ def tomllib_loads(text: str):
     else:
         import tomli as tomllib
     return tomllib.loads(text)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    workflows=st.lists(st.text(alphabet='ab.-_ "\\\'é#[]=', min_size=1, max_size=8), max_size=3,
+                       unique=True),
+    metrics=st.lists(st.sampled_from([m for m in METRICS if METRICS[m].unit != "ratio"]), min_size=1,
+                     max_size=4, unique=True),
+    blank_lines=st.integers(0, 2),
+)
+def test_limit_lines_match_where_they_were_written(tmp_path_factory, workflows, metrics, blank_lines):
+    # GIVEN a budgets file written line by line (workflow names quoted, with dots, quotes, brackets)
+    lines: list[str] = []
+    expected: dict[tuple[str | None, str], int] = {}
+
+    def table(header: str, workflow: str | None) -> None:
+        lines.extend([""] * blank_lines + [header, "# limits"])
+        for i, metric in enumerate(metrics):
+            lines.append(f"{metric} = {100 + i}  # per run")
+            expected[(workflow, metric)] = len(lines)
+
+    table("[budgets]", None)
+    for name in workflows:
+        table(f"[budgets.workflow.{json.dumps(name)}]", name)
+    path = tmp_path_factory.mktemp("budgets") / "ctxprof.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # WHEN read THEN every limit knows the line it came from
+    budgets = Budgets.from_file(path)
+    assert {(lim.workflow, lim.metric): lim.line for lim in budgets.limits} == expected
