@@ -22,7 +22,7 @@ class Scope(str, Enum):
 
 
 SCOPE_OPT = typer.Option(None, "--scope",
-                         help="'run' or 'global' reuse scope (default: the baseline's, else [check] "
+                         help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "
                               "scope of the budgets file, else 'run').")
 PRICES_OPT = typer.Option(None, "--prices", help="Price file to use instead of the built-in price table.")
 
@@ -48,10 +48,10 @@ def _append_summary(text: str) -> None:
 def check_command(
     traces: list[Path] = TRACES_ARG,
     budget: Path = typer.Option(Path("ctxprof.toml"), "--budget", "-b",
-                                help="Budgets file (ctxprof.toml, or a pyproject.toml with [tool.ctxprof])."),
+                                help="Budgets file (ctxprof.toml, or a pyproject.toml with \\[tool.ctxprof])."),
     baseline: Optional[Path] = typer.Option(None, "--baseline",
                                             help="Baseline JSON written by `ctxprof baseline`, for the "
-                                                 "[regression] limits."),
+                                                 "\\[regression] limits."),
     markdown: Optional[Path] = typer.Option(None, "--markdown",
                                             help="Also write the report as Markdown to this file "
                                                  "(it is appended to $GITHUB_STEP_SUMMARY when set)."),
