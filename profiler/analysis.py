@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -291,24 +291,18 @@ def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[tuple[float, i
                         "their input tokens come from reported usage and count as novel")
     if tok.approximate_models:
         warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
-                        + f": token counts use {tok._default_encoding} as an approximation")
+                        + f": token counts use {tok.default_encoding} as an approximation")
 
     runs = []
     for ti, trace in enumerate(trace_list):
         for run in trace.runs:
             metrics = [results[(ti, run.run_id, s.step_id)] for s in run.steps if s.kind == "llm"]
-            metrics = [_with_index(m, i) for i, m in enumerate(metrics)]
+            metrics = [replace(m, index=i) for i, m in enumerate(metrics)]
             runs.append(RunAnalysis(run_id=run.run_id, workflow=run.workflow, trace=trace.path,
                                     steps=tuple(metrics), totals=Totals.of(metrics)))
     all_steps = [s for r in runs for s in r.steps]
     return Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
                     warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list))
-
-
-def _with_index(m: StepMetrics, index: int) -> StepMetrics:
-    from dataclasses import replace
-
-    return replace(m, index=index)
 
 
 def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,

@@ -191,6 +191,49 @@ class TiktokenTokenizer:
         return self._enc.n_vocab
 
 
+class HFTokenizer:
+    """A local Hugging Face tokenizer (`hf:<directory>`), rendering chats with its own chat template.
+
+    Loaded with `local_files_only=True`: nothing is downloaded. Needs `transformers`.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"hf:{path}"
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise TokenizerError(f"tokenizer {self.name!r} needs transformers: pip install 'ctxprof[replay]'") from None
+        try:
+            self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise TokenizerError(f"cannot load the Hugging Face tokenizer in {path!r} ({e}); give a local "
+                                 "directory with tokenizer files (nothing is downloaded)") from None
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self._tok, "chat_template", None))
+
+    def render_chat(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None,
+                    ) -> list[int]:
+        ids = self._tok.apply_chat_template([dict(m) for m in messages],
+                                            tools=None if not tools else [dict(t) for t in tools],
+                                            add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, Mapping):  # newer transformers return a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)
+
+
 def _digest(obj: Any) -> bytes:
     if isinstance(obj, str):
         raw = obj.encode("utf-8", "surrogatepass")
@@ -268,6 +311,17 @@ class StepTokenizer:
         self.texts_tokenized = 0  # distinct pieces actually sent to a tokenizer (for tests/benchmarks)
 
     def _by_model(self, step: Step) -> TextTokenizer:
+        named = step.prompt.tokenizer
+        if named:
+            # The trace names the tokenizer: a tiktoken encoding or a local Hugging Face one.
+            tok = self._tokenizers.get(named)
+            if tok is None:
+                if named.startswith("hf:"):
+                    tok = HFTokenizer(named[3:])
+                else:
+                    tok = TiktokenTokenizer(named)
+                self._tokenizers[named] = tok
+            return tok
         name, exact = encoding_for_model(step.model)
         if not step.model or not exact:
             name = self._default_encoding
@@ -277,6 +331,10 @@ class StepTokenizer:
         if tok is None:
             tok = self._tokenizers[name] = TiktokenTokenizer(name)
         return tok
+
+    @property
+    def default_encoding(self) -> str:
+        return self._default_encoding
 
     def tokenizer(self, step: Step) -> TextTokenizer:
         return self._tokenizer_for(step)
@@ -317,6 +375,16 @@ class StepTokenizer:
         tok = self.tokenizer(step)
         if prompt.messages is None:
             return self._encode_text(tok, prompt.text or "")
+        if isinstance(tok, HFTokenizer) and tok.has_chat_template:
+            # A model's own template can depend on the whole conversation: memoize whole prompts.
+            key = (tok.name + "/chat", _digest([list(prompt.messages), list(prompt.tools or ())]))
+            ids = self._memo.get(key)
+            if ids is None:
+                self.texts_tokenized += 1
+                ids = np.asarray(tok.render_chat(prompt.messages, prompt.tools), dtype=np.int64)
+                ids.setflags(write=False)
+                self._memo[key] = ids
+            return ids
         parts: list[np.ndarray] = []
         if prompt.tools:
             parts += self._block(tok, "tools", render_tools(prompt.tools))
@@ -337,18 +405,10 @@ class StepTokenizer:
             return self._encode_text(tok, output.text or "")
         message = output.message if output.message is not None else {"role": "assistant",
                                                                       "content": output.text}
+        if isinstance(tok, HFTokenizer):
+            return self._encode_text(tok, render_message_body(message))
         _, end = self._specials(tok)
         return np.concatenate([self._encode_text(tok, render_message_body(message)), end])
-
-    def count_output_tokens(self, step: Step) -> int:
-        """Output length: from the content when there is any, else the recorded count."""
-        if step.output.token_ids is not None or step.output.message is not None or (
-                step.output.text is not None):
-            if step.prompt.level in ("text", "tokens"):
-                return int(self.output_tokens(step).size)
-        if step.output.num_tokens is not None:
-            return step.output.num_tokens
-        return step.usage.output_tokens or 0
 
     def encode_text(self, step: Step, text: str) -> np.ndarray:
         """`text` in the step's tokenizer, memoized like every rendered piece."""
@@ -357,14 +417,17 @@ class StepTokenizer:
     def prompt_blocks(self, step: Step) -> list[PromptBlock]:
         """Where each block of a text prompt lies in `prompt_tokens(step)`: the tools block (label
         "tools", when the prompt has tools), then one block per message (label "message", with its
-        index). A raw-text or token-id prompt is a single block labelled "text"."""
+        index). A raw-text or token-id prompt, or one rendered by a model's own chat template, is a
+        single block labelled "text"."""
         prompt = step.prompt
-        if prompt.level == "tokens" or (prompt.level == "text" and prompt.messages is None):
-            n = int(self.prompt_tokens(step).size)
-            return [PromptBlock("text", 0, 0, 0, n)]
-        if prompt.level != "text":
+        if prompt.level not in ("text", "tokens"):
             return []
+        if prompt.level == "tokens" or prompt.messages is None:
+            return [PromptBlock("text", 0, 0, 0, int(self.prompt_tokens(step).size))]
         tok = self.tokenizer(step)
+        if isinstance(tok, HFTokenizer) and tok.has_chat_template:
+            # A model's own chat template renders the prompt as a whole: no block positions.
+            return [PromptBlock("text", 0, 0, 0, int(self.prompt_tokens(step).size))]
         blocks: list[PromptBlock] = []
         pos = 0
 

@@ -373,6 +373,15 @@ class _AnthropicCache:
         return read, writes
 
 
+def _output_tokens(step: Step, tok: StepTokenizer) -> int:
+    """Output length where usage has none: from the content, else the recorded count."""
+    if step.prompt.level in ("text", "tokens"):
+        n = int(tok.output_tokens(step).size)
+        if n:
+            return n
+    return step.output.num_tokens or 0
+
+
 def _ordered_llm_steps(traces: list[Trace]) -> list[tuple[int, Step]]:
     ordered = []
     for ti, trace in enumerate(traces):
@@ -458,7 +467,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
         last_time = now
         reported = step.usage.cache_read_tokens
         output = step.usage.output_tokens if step.usage.output_tokens is not None else (
-            tok.count_output_tokens(step))
+            _output_tokens(step, tok))
         if step.prompt.level not in ("text", "tokens"):
             no_content.append(f"{step.run_id}/{step.step_id}")
             continue
