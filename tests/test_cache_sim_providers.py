@@ -450,3 +450,20 @@ def test_deepseek_simulation_tracks_reported_cache_hits_on_a_real_openhands_run(
     for p, r in zip(predicted[1:], reported[1:]):
         assert abs(p - r) <= 0.05 * r
     assert all(p % 64 == 0 for p in predicted)
+
+
+def test_prompt_blocks_tile_the_rendered_prompt_with_the_real_tokenizer():
+    # GIVEN a chat prompt with tools, tokenized by the offline o200k encoding
+    step = msg_step("a", [{"role": "system", "content": "You are terse."},
+                          {"role": "user", "content": [{"type": "text", "text": "Hi"},
+                                                       {"type": "text", "text": "there"}]}],
+                    0, model="gpt-4o", tools=[{"name": "search", "parameters": {}}])
+    tok = StepTokenizer()
+    blocks = tok.prompt_blocks(step)
+    prompt = tok.prompt_tokens(step)
+    # THEN the blocks are contiguous from 0 and end where the generation prompt begins
+    assert [b.label for b in blocks] == ["tools", "message", "message"]
+    assert blocks[0].start == 0
+    assert all(a.end == b.start for a, b in zip(blocks, blocks[1:]))
+    generation_prompt = 1 + tok.encode_text(step, "assistant\n").size
+    assert blocks[-1].end + generation_prompt == prompt.size
