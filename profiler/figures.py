@@ -49,10 +49,9 @@ def _analysis(obj: "ReportData | Analysis") -> Analysis:
 
 
 def _steps(analysis: Analysis) -> list[tuple[str, StepMetrics]]:
-    many = len(analysis.runs) > 1
-    from profiler.report.data import step_label
+    from profiler.report.data import step_labels
 
-    return [(step_label(r, s, many), s) for r in analysis.runs for s in r.steps]
+    return list(zip(step_labels(analysis), analysis.steps))
 
 
 def _by_depth(analysis: Analysis, names: Sequence[str]) -> tuple[list[int], dict[str, list[Any]]]:

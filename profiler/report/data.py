@@ -339,9 +339,37 @@ def finding_from(f: Any) -> Finding:
                    usd_lost=_get(f, "usd_lost"), fix=text("fix"), detail=text("detail"))
 
 
-def step_label(run: RunAnalysis, step: StepMetrics, many_runs: bool) -> str:
+def step_label(run: RunAnalysis, step: StepMetrics, many_runs: bool, limit: int = 32) -> str:
+    """"run:index name" (or "index name" for a single run), cut to `limit` characters for chart axes.
+
+    The index keeps labels distinct however they are cut."""
     name = step.name or step.step_id
-    return f"{run.run_id}:{step.index} {name}" if many_runs else f"{step.index} {name}"
+    # Run ids tend to differ at their end (counters, dates), so a long one keeps its tail.
+    run_id = run.run_id if len(run.run_id) <= 16 else "…" + run.run_id[-15:]
+    prefix = f"{run_id}:{step.index}" if many_runs else f"{step.index}"
+    return f"{prefix} {_cut(name, max(8, limit - len(prefix) - 1))}"
+
+
+def step_labels(analysis: Analysis, limit: int = 32) -> list[str]:
+    """`step_label` of every step in report order, made distinct (chart categories must be)."""
+    many = len(analysis.runs) > 1
+    seen: dict[str, int] = {}
+    out = []
+    for run in analysis.runs:
+        for step in run.steps:
+            label = step_label(run, step, many, limit)
+            if label in seen:
+                seen[label] += 1
+                label = f"{label} ({seen[label]})"
+            else:
+                seen[label] = 1
+            out.append(label)
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def reuse_matrix(analysis: Analysis, max_steps: int = MATRIX_MAX_STEPS) -> ReuseMatrix | None:
@@ -349,7 +377,6 @@ def reuse_matrix(analysis: Analysis, max_steps: int = MATRIX_MAX_STEPS) -> Reuse
     pairs = [(r, s) for r in analysis.runs for s in r.steps]
     if not pairs:
         return None
-    many = len(analysis.runs) > 1
     kept = pairs[:max_steps]
     keys = tuple((s.run_id, s.step_id) for _, s in kept)
     pos = {k: i for i, k in enumerate(keys)}
@@ -365,6 +392,6 @@ def reuse_matrix(analysis: Analysis, max_steps: int = MATRIX_MAX_STEPS) -> Reuse
                 continue
             tokens[i][j] += src.prefix_tokens + src.repeated_tokens
             prefix[i][j] += src.prefix_tokens
-    return ReuseMatrix(keys=keys, labels=tuple(step_label(r, s, many) for r, s in kept),
+    return ReuseMatrix(keys=keys, labels=tuple(step_labels(analysis)[:len(kept)]),
                        tokens=tuple(tuple(r) for r in tokens), prefix=tuple(tuple(r) for r in prefix),
                        omitted_steps=len(pairs) - len(kept), outside_tokens=outside)

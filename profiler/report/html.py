@@ -78,7 +78,7 @@ h2 { font-size:17px; margin:0 0 6px; }
 .warn { border-left-color:#e8590c; background:#fff4e6; }
 table { border-collapse:collapse; font-size:12.5px; margin:6px 0; }
 th, td { border-bottom:1px solid var(--line); padding:3px 8px; text-align:left; vertical-align:top; }
-th { background:var(--bg); position:sticky; top:34px; }
+th { background:var(--bg); position:sticky; top:0; }
 td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; }
 code { font:12px ui-monospace,SFMono-Regular,Menlo,monospace; background:#f1f3f5; padding:0 3px;
        border-radius:3px; word-break:break-all; white-space:pre-wrap; }
@@ -350,7 +350,7 @@ def _steps_table(data: ReportData, w: Any) -> None:
             if shown >= MAX_TABLE_ROWS:
                 break
             shown += 1
-            cells = [step_label(run, s, many), s.model or "-"]
+            cells = [step_label(run, s, many, limit=72), s.model or "-"]
             nums = [_fmt.tokens(s.input_tokens), _fmt.tokens(s.prefix_reused_tokens),
                     _fmt.tokens(s.repeated_tokens), _fmt.tokens(s.novel_tokens),
                     _fmt.tokens(s.output_tokens), _fmt.tokens(s.reported_cached_tokens),
