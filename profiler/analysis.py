@@ -243,14 +243,14 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
 
     # Global order: start time, then file order (trace index, position in file).
+    # Steps read from a file break ties by line; steps built in memory by their order in the trace.
     ordered: list[tuple[tuple[float, int, int], int, Step]] = []
     for ti, trace in enumerate(trace_list):
-        for ri, run in enumerate(trace.runs):
-            for si, step in enumerate(run.steps):
-                if step.kind != "llm":
-                    continue
-                key = step_order_key(step, step.line if step.line is not None else si)
-                ordered.append(((key[0], ti, key[1]), ti, step))
+        for position, step in enumerate(trace.steps):
+            if step.kind != "llm":
+                continue
+            key = step_order_key(step, step.line if step.line is not None else position)
+            ordered.append(((key[0], ti, key[1]), ti, step))
     ordered.sort(key=lambda item: item[0])
 
     powers = _Powers()

@@ -55,6 +55,7 @@ def analyze_command(
         elif fmt is Format.csv:
             write_csv(result, stream)
         else:
-            console = Console(file=stream, width=None if output is None else 160)
+            # A terminal keeps its width; a pipe or file gets room for every column.
+            console = Console(file=stream, width=None if stream.isatty() else 132)
             print_analysis(result, console)
     wrote(output)
