@@ -131,7 +131,7 @@ class ReuseMatrix:
                 "omitted_steps": self.omitted_steps, "outside_tokens": self.outside_tokens}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ReportData:
     """The finished input of every report renderer (see the module docstring)."""
 
@@ -210,6 +210,14 @@ class ReportData:
             "unavailable": dict(self.unavailable),
             "warnings": list(self.warnings),
         }
+
+    def __repr__(self) -> str:
+        t = self.analysis.totals
+        return (f"ReportData(title={self.title!r}, runs={len(self.analysis.runs)}, steps={t.steps}, "
+                f"redundancy={t.redundancy_ratio:.1%}, costs={'yes' if self.costs else 'no'}, "
+                f"simulations={[s.provider for s in self.simulations]}, "
+                f"findings={None if self.diagnosis is None else len(self.diagnosis)}, "
+                f"unavailable={sorted(self.unavailable)})")
 
     def _repr_html_(self) -> str:
         from profiler.report.html import render_summary_fragment
