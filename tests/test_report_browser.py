@@ -112,3 +112,28 @@ def test_a_script_error_is_caught_by_the_check(tmp_path):
     # THEN the page shows the error where the check looks for it
     assert '<pre id="ctxprof-errors"' in dom
     assert "deliberate failure" in dom
+
+
+SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_traces").glob("*.jsonl"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_each_sample_trace_report_opens_offline_with_every_section(sample, tmp_path):
+    # GIVEN the report of a bundled sample trace, written by the command line
+    from profiler.cli.app import main
+
+    out = tmp_path / "report.html"
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(sample), "-o", str(out)])
+    assert exc.value.code == 0
+    # WHEN Chromium opens it with no network
+    dom = dump_dom(out, tmp_path / "profile")
+    # THEN every section is there, every chart drew, and no script failed
+    from profiler.report.html import SECTIONS
+
+    for sid, _ in SECTIONS:
+        assert f'<section id="{sid}">' in dom
+    charts = dom.count('id="chart-')
+    assert charts >= 4 and rendered_charts(dom) == charts
+    assert '<pre id="ctxprof-errors"' not in dom
