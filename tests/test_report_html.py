@@ -97,3 +97,16 @@ def test_figure_data_is_the_analysis():
     bars = {t["name"]: t["y"] for t in figures["tokens"]["data"]}
     assert bars["prefix-reused"] == [s.prefix_reused_tokens for s in data.analysis.steps]
     assert bars["novel"] == [s.novel_tokens for s in data.analysis.steps]
+
+
+def test_a_finding_shows_where_it_is_and_how_often_it_recurs():
+    data = build_report_data(make_trace(make_agent_run(steps=2)))
+    finding = Finding(run_id="run-1", step_id="s1", step_index=1, token_position=7, kind="timestamp",
+                      before_text="Time: 10:00", after_text="Time: 10:01", tokens_lost=1200,
+                      usd_lost=0.0123, fix="Move the time to the end of the prompt.", detail=None,
+                      occurrences=3, where="system prompt")
+    page = render_html(replace(data, diagnosis=(finding,)))
+    diag = page[page.index('<section id="diagnosis">'):page.index('<section id="steps">')]
+    assert "run-1:1 (+2 more), system prompt" in diag
+    assert "<code>Time: 10:00</code> &rarr; <code>Time: 10:01</code>" in diag
+    assert "1,200" in diag and "$0.0123" in diag and "Move the time to the end" in diag

@@ -13,6 +13,7 @@ failing the whole report. `ReportData.unavailable` maps a section name to that n
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -104,6 +105,9 @@ class Finding:
     usd_lost: float | None
     fix: str | None
     detail: str | None
+    # How many steps show this same break, and where in the prompt it is ("system prompt", "tools").
+    occurrences: int = 1
+    where: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -270,7 +274,10 @@ def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", bl
     diagnosis: tuple[Finding, ...] | None = None
     diagnose_mod = _optional("profiler.diagnose", SECTION_DIAGNOSIS, unavailable)
     if diagnose_mod is not None:
-        result = _guarded(lambda: diagnose_mod.diagnose(trace_list, analysis=analysis, prices=prices),
+        options: dict[str, Any] = {"analysis": analysis, "prices": prices}
+        if "min_repeat" in inspect.signature(diagnose_mod.diagnose).parameters:
+            options["min_repeat"] = min_repeat
+        result = _guarded(lambda: diagnose_mod.diagnose(trace_list, **options),
                           SECTION_DIAGNOSIS, unavailable)
         if result is not None:
             diagnosis = tuple(finding_from(f) for f in result.findings)
@@ -344,7 +351,8 @@ def finding_from(f: Any) -> Finding:
                    step_index=_get(f, "step_index"), token_position=_get(f, "token_position"),
                    kind=str(_get(f, "kind", "")), before_text=text("before_text"),
                    after_text=text("after_text"), tokens_lost=_get(f, "tokens_lost"),
-                   usd_lost=_get(f, "usd_lost"), fix=text("fix"), detail=text("detail"))
+                   usd_lost=_get(f, "usd_lost"), fix=text("fix"), detail=text("detail"),
+                   occurrences=int(_get(f, "occurrences", 1) or 1), where=text("where") or None)
 
 
 def step_label(run: RunAnalysis, step: StepMetrics, many_runs: bool, limit: int = 32) -> str:

@@ -214,12 +214,12 @@ def _headline(data: ReportData, w: Any) -> None:
             f"{_fmt.tokens(h['redundant_tokens'])} tokens: {_fmt.tokens(h['prefix_reused_tokens'])} "
             f"prefix, {_fmt.tokens(h['repeated_tokens'])} repeated"))
     if data.costs is not None:
-        w(_card("spent on redundant context", _fmt.usd(h["cost_redundant_usd"]),
-                f"of {_fmt.usd(h['cost_actual_usd'])} spent in all"))
+        w(_card("redundant context, full price", _fmt.usd(h["cost_redundant_usd"]),
+                f"its tokens at the input price; {_fmt.usd(h['cost_actual_usd'])} spent in all"))
         w(_card("saving, ideal prefix cache", _fmt.usd(h["ideal_saving_usd"]),
                 f"vs {_fmt.usd(data.costs.no_cache_usd)} with no caching"))
     else:
-        w(_card("spent on redundant context", "-", "prices not available"))
+        w(_card("redundant context, full price", "-", "prices not available"))
     for sim in data.simulations:
         w(_card(f"saving, {sim.provider} caching", _fmt.usd(sim.saving_usd),
                 f"{_fmt.pct(sim.predicted_cached_share)} of input cached (simulated)"))
@@ -302,6 +302,10 @@ def _finding_rows(findings: tuple[Finding, ...]) -> str:
     out = []
     for f in findings[:MAX_FINDINGS]:
         where = f"{f.run_id}:{f.step_index if f.step_index is not None else f.step_id}"
+        if f.occurrences > 1:
+            where += f" (+{f.occurrences - 1} more)"
+        if f.where:
+            where += f", {f.where}"
         change = (f"<code>{esc(_fmt.shorten(f.before_text, 240))}</code> &rarr; "
                   f"<code>{esc(_fmt.shorten(f.after_text, 240))}</code>")
         out.append(f"<tr><td>{esc(where)}</td><td>{esc(f.kind)}</td>"
@@ -374,7 +378,13 @@ def render_summary_fragment(data: ReportData) -> str:
     import io
 
     buf = io.StringIO()
-    buf.write(f"<div><b>{esc(data.title)}</b>")
+    # Scoped to this fragment: Jupyter pages have their own styles.
+    buf.write("<style>.ctxprof-summary .cards{display:flex;flex-wrap:wrap;gap:8px}"
+              ".ctxprof-summary .card{border:1px solid #dee2e6;border-radius:6px;padding:6px 10px}"
+              ".ctxprof-summary .v{font-size:18px;font-weight:600}"
+              ".ctxprof-summary .k,.ctxprof-summary .s{color:#6c757d;font-size:11px}"
+              ".ctxprof-summary .note{border-left:3px solid #fab005;padding:2px 8px}</style>")
+    buf.write(f"<div class=\"ctxprof-summary\"><b>{esc(data.title)}</b>")
     _headline(data, buf.write)
     if data.diagnosis:
         buf.write(f"<p>{len(data.diagnosis)} diagnosis finding(s):</p><table><tr><th>step</th><th>kind"

@@ -61,7 +61,7 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
         rows.append(["provider-reported cached", _fmt.tokens(h["reported_cached_tokens"])])
     if data.costs is not None:
         rows += [["spent in all (actual)", _fmt.usd(h["cost_actual_usd"])],
-                 ["spent on redundant context", _fmt.usd(h["cost_redundant_usd"])],
+                 ["redundant context at the full input price", _fmt.usd(h["cost_redundant_usd"])],
                  ["saving with an ideal prefix cache", _fmt.usd(h["ideal_saving_usd"])]]
     for s in data.simulations:
         rows.append([f"saving under {md(s.provider)} caching (simulated)", _fmt.usd(s.saving_usd)])
@@ -103,7 +103,9 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
     elif not data.diagnosis:
         out.append("No reuse breaks found.")
     else:
-        frows = [[md(f"{f.run_id}:{f.step_index if f.step_index is not None else f.step_id}", 60),
+        frows = [[md(f"{f.run_id}:{f.step_index if f.step_index is not None else f.step_id}"
+                     + (f" (+{f.occurrences - 1} more)" if f.occurrences > 1 else "")
+                     + (f", {f.where}" if f.where else ""), 80),
                   md(f.kind, 40), _fmt.tokens(f.token_position),
                   f"{md(f.before_text, 60)} → {md(f.after_text, 60)}",
                   _fmt.tokens(f.tokens_lost), _fmt.usd(f.usd_lost), md(f.fix, 160)]
