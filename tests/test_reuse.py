@@ -123,7 +123,7 @@ def test_run_scope_isolates_runs_and_global_does_not():
 def test_different_tokenizers_never_match():
     index = ReuseIndex(min_repeat=4)
     seq = np.arange(20)
-    index.insert(index.hashes(seq, namespace_salt("o200k_base")), 0)
+    index.insert(index.hashes(seq, namespace_salt("o200k_base")), 0)  # nothing matched: no match
     assert index.match(20, index.hashes(seq, namespace_salt("cl100k_base"))).prefix == 0
     assert index.match(20, index.hashes(seq, namespace_salt("o200k_base"))).prefix == 20
 

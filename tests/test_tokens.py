@@ -104,3 +104,44 @@ def test_import_profiler_and_analysis_stay_light():
             " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _local_hf_tokenizer(directory):
+    """A real (tiny) Hugging Face tokenizer with a chat template, saved to a local directory."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    words = "<unk> <|user|> <|assistant|> <|system|> <|end|> hello plan the step run".split()
+    model = tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>")
+    tok = tokenizers.Tokenizer(model)
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+                          "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    fast.save_pretrained(directory)
+    return directory
+
+
+def test_a_local_hugging_face_tokenizer_named_by_the_trace(tmp_path):
+    # GIVEN a step whose trace names a local HF tokenizer with a chat template
+    path = _local_hf_tokenizer(tmp_path / "tok")
+    step = make_step(messages=[{"role": "system", "content": "plan the step"},
+                               {"role": "user", "content": "hello"}], answer="run")
+    from dataclasses import replace
+
+    step = replace(step, prompt=replace(step.prompt, tokenizer=f"hf:{path}"))
+    tok = StepTokenizer()
+    # WHEN it is tokenized, THEN the model's own template is used, and output tokens come from it too
+    ids = tok.prompt_tokens(step).tolist()
+    assert ids == [3, 6, 7, 8, 4, 1, 5, 4, 2]
+    assert tok.output_tokens(step).tolist() == [9]
+    assert tok.namespace(step) == f"hf:{path}"
+
+
+def test_a_missing_hugging_face_tokenizer_is_a_clear_error(tmp_path):
+    pytest.importorskip("transformers")
+    from dataclasses import replace
+
+    step = make_step(messages=[{"role": "user", "content": "x"}])
+    step = replace(step, prompt=replace(step.prompt, tokenizer=f"hf:{tmp_path / 'nope'}"))
+    with pytest.raises(TokenizerError, match="nothing is downloaded"):
+        StepTokenizer().prompt_tokens(step)
