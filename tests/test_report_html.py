@@ -110,3 +110,11 @@ def test_a_finding_shows_where_it_is_and_how_often_it_recurs():
     assert "run-1:1 (+2 more), system prompt" in diag
     assert "<code>Time: 10:00</code> &rarr; <code>Time: 10:01</code>" in diag
     assert "1,200" in diag and "$0.0123" in diag and "Move the time to the end" in diag
+
+
+def test_empty_sections_say_so():
+    # GIVEN one step (nothing to reuse) and no cost or scenario data, and no notes about them
+    data = build_report_data(make_trace(make_agent_run(steps=1)))
+    page = render_html(replace(data, unavailable={}, costs=None, simulations=()))
+    assert "No prices and no cache scenarios in this report." in page
+    assert "No step shown reuses context of another step shown." in page

@@ -276,6 +276,8 @@ def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
                            f"</td><td class=\"n\">{esc(d)}</td></tr>" for a, b, c, d in rows)
                  + "</table>")
     notes = [n for n in (_note(data, SECTION_SIMULATIONS), _note(data, SECTION_COSTS)) if n]
+    if not rows and not notes:
+        notes.append("No prices and no cache scenarios in this report.")
     _chart_section(w, "scenarios", "Cost under each cache scenario",
                    "What these traces cost with no caching, as recorded, under each provider's caching "
                    "rules replayed on the trace's timestamps, and with an ideal prefix cache.",
@@ -292,6 +294,8 @@ def _matrix(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
         notes.append(f"{m.outside_tokens:,} reused tokens came from steps not shown.")
     if m is None:
         notes.append("No steps.")
+    elif not any(any(row) for row in m.tokens):
+        notes.append("No step shown reuses context of another step shown.")
     _chart_section(w, "matrix", "Reuse matrix",
                    "Row: a step; column: the earlier step whose processed context (prompt and output) "
                    "that step's reused tokens came from; colour: tokens (prefix + repeated).",
