@@ -168,7 +168,7 @@ def reuse_heatmap(obj: "ReportData | Analysis") -> "go.Figure":
         hovertemplate=("step %{y}<br>from %{x}: %{z:,} tokens<br>"
                        "prefix %{customdata[0]:,} / repeated %{customdata[1]:,}<extra></extra>")))
     n = len(matrix.labels)
-    fig.update_layout(height=max(380, min(900, 120 + 18 * n)),
+    fig.update_layout(height=min(900, max(420, 160 + 22 * n)),
                       xaxis=dict(type="category", tickangle=-45),
                       yaxis=dict(type="category", autorange="reversed"))
     if n > 40:
