@@ -29,7 +29,10 @@ app = typer.Typer(
 # Modules that define subcommands (each decorates functions with `@app.command`).
 COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
+    "profiler.cli.check_cmd",
+    "profiler.cli.diff_cmd",
     "profiler.cli.report_cmd",
+    "profiler.cli.simulate_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
