@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
     "profiler.cli.check_cmd",
     "profiler.cli.diff_cmd",
+    "profiler.cli.report_cmd",
     "profiler.cli.simulate_cmd",
 ]
 
