@@ -25,6 +25,7 @@ Contract:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -36,6 +37,7 @@ from profiler.importers.common import (
     assistant_message,
     build_trace,
     get_path,
+    guess_provider,
     make_header,
     message_key,
     read_json,
@@ -47,6 +49,7 @@ from profiler.trace.model import Output, Prompt, Run, Step, Trace, Usage
 from profiler.usage import normalize_usage
 
 FORMAT = "openhands"
+_FILE_NAME = re.compile(r"^(.+)-\d{9,}\.\d+(?:-[0-9a-f]{4})?(?:-error)?$")
 HINT = "an OpenHands completion log is one JSON object per call with 'messages' and 'response'"
 
 
@@ -82,12 +85,10 @@ def _model_route(data: Mapping[str, Any], file: Path) -> str | None:
     for tag in get_path(kwargs, "extra_body.metadata.tags") or []:
         if isinstance(tag, str) and tag.startswith("model:"):
             return tag[len("model:"):]
-    # Log files are named "<model route with / as __>-<unix time>.json".
-    stem = file.stem
-    if "__" in stem and "-" in stem:
-        route, _, tail = stem.rpartition("-")
-        if tail.replace(".", "").isdigit():
-            return route.replace("__", "/")
+    # Log files are named "<model route with / as __>-<unix time>[-<4 hex>].json".
+    match = _FILE_NAME.match(file.stem)
+    if match and "__" in match.group(1):
+        return match.group(1).replace("__", "/")
     model = get_path(data, "response.model")
     return model if isinstance(model, str) else None
 
@@ -134,6 +135,8 @@ def _read_call(file: Path, run_id: str) -> _Call | str:
                 "conversation to *-llm-message.json), not a logged LLM call: no response, usage or time")
     if not isinstance(data, Mapping):
         raise TraceFormatError(f"expected a JSON object, got {type(data).__name__}", path=file, hint=HINT)
+    if "response" not in data and isinstance(data.get("error"), Mapping):
+        return "a failed call (OpenHands logged its error, no response): left out"
     messages = require(data, "messages", list, path=file, hint=HINT)
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
@@ -156,6 +159,7 @@ def _read_call(file: Path, run_id: str) -> _Call | str:
 
     route = _model_route(data, file)
     provider, model = split_model_route(route)
+    provider = provider or guess_provider(model)
     tools, tools_from = _tools(data)
     if tools_from == "tools":
         notes.add("tools-top-level")
