@@ -261,3 +261,69 @@ def test_bad_time_names_the_field(tmp_path):
     with pytest.raises(TraceFormatError) as e:
         import_openai_logs(write_log(tmp_path / "log.jsonl", [record]))
     assert e.value.field == "start_time" and "ISO 8601" in str(e.value)
+
+
+# ------------------------------------------------------------------ indexed grouping vs brute force
+
+def brute_force_grouping(calls, window_s):
+    """The heuristic stated plainly: scan every run for every call (the oracle for the indexed one)."""
+    from profiler.importers.common import message_key
+
+    runs: list[dict] = []
+    out = []
+    for order, call in enumerate(calls):
+        keys = [message_key(m) for m in call.messages]
+        best = None
+        for run in runs:
+            last = run["end"] if run["end"] is not None else run["start"]
+            if run["model"] != call.model or (window_s is not None and last is not None
+                                               and call.start_unix_s - last > window_s):
+                continue
+            n = len(run["prompt"])
+            if keys[:n] != run["prompt"]:
+                continue
+            if len(keys) == n:
+                if run["end"] is not None and call.start_unix_s < run["end"]:
+                    continue
+                score = (2 * n, run["order"])
+            elif run["output"] is not None and keys[n] != run["output"]:
+                continue
+            else:
+                score = (2 * n + 1, run["order"])
+            if best is None or score > best[0]:
+                best = (score, run)
+        run = best[1] if best else {"id": f"run-{len(runs) + 1}"}
+        if best is None:
+            runs.append(run)
+        run.update(model=call.model, prompt=keys, order=order, start=call.start_unix_s,
+                   end=call.end_unix_s if call.end_unix_s is not None else call.start_unix_s,
+                   output=None if call.output is None else message_key(call.output))
+        out.append(run["id"])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["turn", "turn", "retry", "fail"]),
+                          st.sampled_from([1.0, 2.0, 5000.0]), st.booleans()),
+                min_size=1, max_size=30))
+def test_indexed_grouping_equals_brute_force(ops):
+    # GIVEN random logs: four conversations over two models, new turns, retries, failed calls
+    # (no answer logged) and pauses longer than the window
+    convs = [Conversation(f"c{i}", model="gpt-4o" if i % 2 else "gpt-4o-mini") for i in range(4)]
+    last: dict[int, dict] = {}
+    t = 0.0
+    records = []
+    for conv, op, gap, same_start in ops:
+        t += 0.0 if same_start else gap
+        if op == "retry" and conv in last:
+            record = json.loads(json.dumps(last[conv]))
+            record["start_time"] = t
+        else:
+            record = convs[conv].call(t)
+            if op == "fail":
+                del record["response"]
+        last[conv] = record
+        records.append(record)
+    calls = [parse_record(r, path=Path("log.jsonl"), line=i + 1, run_key=None) for i, r in enumerate(records)]
+    # THEN the indexed grouping assigns exactly what the plain scan assigns
+    assert group_by_continuation(calls, window_s=1800) == brute_force_grouping(calls, 1800)

@@ -304,53 +304,68 @@ class _OpenRun:
     run_id: str
     model: str | None
     prompt_keys: list[tuple[Any, ...]]
+    prompt_hash: int
     output_key: tuple[Any, ...] | None
     last_start: float | None
     last_end: float | None
     order: int  # position of its last call, for "most recently active"
 
 
+def _prefix_hashes(keys: Sequence[tuple[Any, ...]]) -> list[int]:
+    """Chained hashes: element i identifies keys[:i] (so a prefix is found without rehashing it)."""
+    out = [0]
+    for key in keys:
+        out.append(hash((out[-1], key)))
+    return out
+
+
 def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None = DEFAULT_WINDOW_S,
                           prefix: str = "run") -> list[str]:
     """Run id for each call (in the order given, which must be start order) by prefix continuation;
-    see the module docstring."""
+    see the module docstring.
+
+    Open runs are indexed by (model, length, chained hash) of their last prompt, so each call looks up
+    only the runs whose last prompt is one of its own prefixes: linear in the messages of the log,
+    not in calls x runs. Candidates are verified message by message, so a hash collision cannot merge
+    runs."""
     runs: list[_OpenRun] = []
+    index: dict[tuple[str | None, int, int], list[_OpenRun]] = {}
     assigned: list[str] = []
     for order, call in enumerate(calls):
         keys = [message_key(m) for m in call.messages]
+        hashes = _prefix_hashes(keys)
         best: tuple[tuple[int, int], _OpenRun] | None = None
-        for run in runs:
-            if run.model != call.model:
-                continue
-            last = run.last_end if run.last_end is not None else run.last_start
-            if window_s is not None and last is not None and call.start_unix_s is not None and (
-                    call.start_unix_s - last > window_s):
-                continue
-            n = len(run.prompt_keys)
-            if keys[:n] != run.prompt_keys:
-                continue
-            if len(keys) == n:
-                # Same prompt again: a retry only once the earlier call has ended (else a parallel one).
-                if (call.start_unix_s is not None and run.last_end is not None
-                        and call.start_unix_s < run.last_end):
+        for n in range(len(keys) + 1):
+            for run in index.get((call.model, n, hashes[n]), ()):
+                last = run.last_end if run.last_end is not None else run.last_start
+                if window_s is not None and last is not None and call.start_unix_s is not None and (
+                        call.start_unix_s - last > window_s):
                     continue
-                score = (2 * n, run.order)
-            else:
-                if run.output_key is not None and keys[n] != run.output_key:
-                    continue
-                score = (2 * n + 1, run.order)
-            if best is None or score > best[0]:
-                best = (score, run)
+                if n == len(keys):
+                    # Same prompt again: a retry only once the earlier call has ended (else parallel).
+                    if (call.start_unix_s is not None and run.last_end is not None
+                            and call.start_unix_s < run.last_end):
+                        continue
+                    score = (2 * n, run.order)
+                else:
+                    if run.output_key is not None and keys[n] != run.output_key:
+                        continue
+                    score = (2 * n + 1, run.order)
+                if (best is None or score > best[0]) and keys[:n] == run.prompt_keys:
+                    best = (score, run)
         if best is None:
-            run = _OpenRun(f"{prefix}-{len(runs) + 1}", call.model, [], None, None, None, order)
+            run = _OpenRun(f"{prefix}-{len(runs) + 1}", call.model, [], 0, None, None, None, order)
             runs.append(run)
         else:
             run = best[1]
+            index[(run.model, len(run.prompt_keys), run.prompt_hash)].remove(run)
         run.prompt_keys = keys
+        run.prompt_hash = hashes[-1]
         run.output_key = None if call.output is None else message_key(call.output)
         run.last_start = call.start_unix_s
         run.last_end = call.end_unix_s if call.end_unix_s is not None else call.start_unix_s
         run.order = order
+        index.setdefault((run.model, len(keys), run.prompt_hash), []).append(run)
         assigned.append(run.run_id)
     return assigned
 

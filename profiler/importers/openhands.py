@@ -229,9 +229,10 @@ def import_openhands(sources: PathLike | Iterable[PathLike]) -> Trace:
                                                         message=assistant_message(follow[c.n_messages])))
                     repaired += 1
             steps.append(step)
+        costs = [c.step.attributes["reported_cost_usd"] for c in items
+                 if "reported_cost_usd" in c.step.attributes]
         runs.append(Run(run_id=run_id, workflow="openhands",
-                        attributes={"reported_cost_usd": sum(
-                            c.step.attributes.get("reported_cost_usd", 0.0) for c in items)}))
+                        attributes={"reported_cost_usd": sum(costs)} if costs else {}))
 
     notes = set().union(*(c.notes for c in calls))
     reconstructed = {
