@@ -141,3 +141,20 @@ def test_cli_imports_every_real_source(tmp_path):
         out = tmp_path / f"{fmt}.jsonl"
         assert run_cli(["import", fmt, str(shared(source)), "-o", str(out)]) == 0
         assert load_trace(out).steps
+
+
+def test_single_path_importers_get_each_file_of_a_folder_and_one_merged_trace(tmp_path, monkeypatch):
+    # GIVEN a format whose importer takes one path, and a folder with two copies of a trajectory
+    monkeypatch.setitem(IMPORTERS, "single", "single_path_importer:import_single")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.json").write_text(MINI.read_text())
+    (tmp_path / "LICENSE").write_text("not data")
+    # WHEN imported through the registry
+    trace = import_sources("single", [tmp_path])
+    # THEN each data file was imported once and the runs merged, colliding run ids made unique
+    assert [r.run_id for r in trace.runs] == ["x", f"{(tmp_path / 'b' / 'x.json').as_posix()}:x"]
+    assert len(trace.steps) == 6 and len({(s.run_id, s.step_id) for s in trace.steps}) == 6
+    assert accepted_options("single") == set()
+    with pytest.raises(ConfigError, match="takes no options"):
+        import_sources("single", [tmp_path], {"model": "x"})

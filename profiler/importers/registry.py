@@ -92,4 +92,6 @@ def import_sources(name: str, sources: PathLike | Iterable[PathLike],
         return fn(paths, **given)
     files = _walk_data_files(paths)
     traces = [fn(f, **given) for f in files]
-    return merge_traces(traces, labels=[f.stem for f in files])
+    stems = [f.stem for f in files]
+    labels = stems if len(set(stems)) == len(stems) else [f.as_posix() for f in files]
+    return merge_traces(traces, labels=labels)
