@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if swe_checks:
         print()
         print("SWE-agent: the run's own totals (info.model_stats) against the analysis")
-        print(f"  {'run':36} {'tokens_sent':>12} {'analysed in':>12} {'diff':>7} {'api_calls':>9} {'steps':>6}")
+        print(f"  {'run':36} {'tokens_sent':>12} {'analysed in':>12} {'diff':>7} {'api_calls':>9} "
+              f"{'steps':>6}")
         for run_id, stats, analysed, steps in swe_checks:
             sent = stats.get("tokens_sent")
             diff = "-" if not sent else f"{(analysed - sent) / sent:+.1%}"

@@ -162,7 +162,8 @@ def test_chat_completions_usage_times_and_tools(tmp_path):
     record["request"]["tools"] = tools
     trace = import_openai_logs(write_log(tmp_path / "log.jsonl", [record]))
     step = trace.steps[0]
-    assert (step.usage.input_tokens, step.usage.cache_read_tokens, step.usage.output_tokens) == (2006, 1920, 30)
+    usage = step.usage
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (2006, 1920, 30)
     assert (step.start_unix_s, step.end_unix_s) == (1757000000.0, 1757000002.5)
     assert list(step.prompt.tools) == tools
     assert step.output.message == {"role": "assistant", "content": "hello"}
@@ -227,7 +228,8 @@ def test_responses_api_input_items_and_previous_response_chain(tmp_path):
     assert two.prompt.messages[-1] == {"role": "tool", "tool_call_id": "c1", "content": "4"}
     assert (two.usage.input_tokens, two.usage.cache_read_tokens) == (330, 256)
     assert two.output.message["content"] == "4"
-    assert "previous_response_id" in trace.header.attributes["reconstructed"]["prompt.messages (Responses API)"]
+    note = trace.header.attributes["reconstructed"]["prompt.messages (Responses API)"]
+    assert "previous_response_id" in note
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -40,7 +40,8 @@ def test_third_call_prompt_is_the_history_before_it(trace):
     messages = step.prompt.messages
     # THEN its prompt is history[:7]: system, the demonstration, the issue, then two action/observation pairs
     assert len(messages) == 7
-    assert [m["role"] for m in messages] == ["system", "user", "user", "assistant", "user", "assistant", "user"]
+    assert [m["role"] for m in messages] == ["system", "user", "user", "assistant", "user", "assistant",
+                                             "user"]
     assert messages[1]["content"].startswith("Here is a demonstration of how to correctly accomplish")
     assert messages[-1]["content"].startswith("[File: /pydicom__pydicom/reproduce_bug.py (18 lines total)]")
     assert step.output.message["content"].startswith(
@@ -57,7 +58,8 @@ def test_function_calling_trajectory_keeps_tool_call_ids(trace):
     step = trace.run(FUNCTION_CALLING).steps[1]
     assistant, tool = step.prompt.messages[2], step.prompt.messages[3]
     assert assistant["tool_calls"][0]["id"] == "call_fJuazlMUN5fQDQ73G6XSpYpx"
-    assert tool == {"role": "tool", "content": tool["content"], "tool_call_id": "call_fJuazlMUN5fQDQ73G6XSpYpx"}
+    assert tool == {"role": "tool", "content": tool["content"],
+                    "tool_call_id": "call_fJuazlMUN5fQDQ73G6XSpYpx"}
     assert step.output.message["tool_calls"][0]["id"] == "call_OhmPHGZp0XJ6JRnNkQaYcBMs"
     assert step.model == "gpt-4o"  # from the trajectory's replay_config
 

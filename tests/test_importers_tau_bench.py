@@ -41,8 +41,10 @@ def test_kth_agent_prompt_is_traj_up_to_k(trace, records):
         assert list(step.prompt.messages) == traj[:k]
     first = run.steps[0]
     assert [m["role"] for m in first.prompt.messages] == ["system", "user"]
-    assert first.prompt.messages[1]["content"] == "Hi! I'm looking to book a flight from New York to Seattle on May 20th."
-    assert first.output.message["content"].startswith("To assist you with booking a flight, I'll need your user ID.")
+    assert first.prompt.messages[1]["content"] == (
+        "Hi! I'm looking to book a flight from New York to Seattle on May 20th.")
+    assert first.output.message["content"].startswith(
+        "To assist you with booking a flight, I'll need your user ID.")
 
 
 def test_tools_come_from_the_tools_file_beside_it(trace, source):
@@ -139,3 +141,23 @@ def test_not_json_names_the_line(tmp_path):
     with pytest.raises(TraceFormatError) as e:
         import_tau_bench(path)
     assert e.value.line == 2
+
+
+def test_user_prompt_is_tau_benchs_template_verbatim():
+    # The text of tau-bench's LLMUserSimulationEnv.build_system_prompt, copied by hand.
+    expected = (
+        "You are a user interacting with an agent.\n\nInstruction: Be Mia.\n\nRules:\n"
+        "- Just generate one line at a time to simulate the user's message.\n"
+        "- Do not give away all the instruction at once. Only provide the information that is necessary "
+        "for the current step.\n"
+        "- Do not hallucinate information that is not provided in the instruction. For example, if the "
+        "agent asks for the order id but it is not mentioned in the instruction, do not make up an order "
+        "id, just say you do not remember or have it.\n"
+        "- If the instruction goal is satisified, generate '###STOP###' as a standalone message without "
+        "anything else to end the conversation.\n"
+        "- Do not repeat the exact instruction in the conversation. Instead, use your own words to convey "
+        "the same information.\n"
+        "- Try to make the conversation as natural as possible, and stick to the personalities in the "
+        "instruction.")
+    assert user_system_prompt("Be Mia.") == expected
+    assert user_system_prompt(None).startswith("You are a user interacting with an agent.\nRules:\n")

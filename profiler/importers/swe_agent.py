@@ -21,8 +21,8 @@ mini-swe-agent (`messages[]`, `info`, `trajectory_format: "mini-swe-agent-1"`):
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -117,8 +117,6 @@ def _to_message(entry: Mapping[str, Any]) -> dict[str, Any]:
 def _swe_model(data: Mapping[str, Any], file: Path) -> str | None:
     config = data.get("replay_config")
     if isinstance(config, str):
-        import json
-
         try:
             config = json.loads(config)
         except ValueError:
@@ -139,8 +137,6 @@ def _swe_model(data: Mapping[str, Any], file: Path) -> str | None:
 def _history_processors(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     config = data.get("replay_config")
     if isinstance(config, str):
-        import json
-
         try:
             config = json.loads(config)
         except ValueError:

@@ -48,17 +48,27 @@ ENVS = ("airline", "retail", "telecom")
 USER_GREETING = "Hi! How can I help you today?"
 
 
+USER_RULES = (
+    "Just generate one line at a time to simulate the user's message.",
+    "Do not give away all the instruction at once. Only provide the information that is necessary for "
+    "the current step.",
+    "Do not hallucinate information that is not provided in the instruction. For example, if the agent "
+    "asks for the order id but it is not mentioned in the instruction, do not make up an order id, just "
+    "say you do not remember or have it.",
+    "If the instruction goal is satisified, generate '###STOP###' as a standalone message without "
+    "anything else to end the conversation.",
+    "Do not repeat the exact instruction in the conversation. Instead, use your own words to convey the "
+    "same information.",
+    "Try to make the conversation as natural as possible, and stick to the personalities in the "
+    "instruction.",
+)
+
+
 def user_system_prompt(instruction: str | None) -> str:
-    """tau-bench's `LLMUserSimulationEnv.build_system_prompt` (the default user strategy)."""
+    """tau-bench's `LLMUserSimulationEnv.build_system_prompt` (the default user strategy), verbatim."""
     display = ("\n\nInstruction: " + instruction + "\n") if instruction is not None else ""
-    return f"""You are a user interacting with an agent.{display}
-Rules:
-- Just generate one line at a time to simulate the user's message.
-- Do not give away all the instruction at once. Only provide the information that is necessary for the current step.
-- Do not hallucinate information that is not provided in the instruction. For example, if the agent asks for the order id but it is not mentioned in the instruction, do not make up an order id, just say you do not remember or have it.
-- If the instruction goal is satisified, generate '###STOP###' as a standalone message without anything else to end the conversation.
-- Do not repeat the exact instruction in the conversation. Instead, use your own words to convey the same information.
-- Try to make the conversation as natural as possible, and stick to the personalities in the instruction."""
+    rules = "\n".join(f"- {rule}" for rule in USER_RULES)
+    return f"You are a user interacting with an agent.{display}\nRules:\n{rules}"
 
 
 def _env_and_model(file: Path) -> tuple[str | None, str | None]:
