@@ -191,6 +191,13 @@ def test_litellm_standard_logging_payload(tmp_path):
     assert step.prompt.tools[0]["function"]["name"] == "f"
 
 
+def test_top_level_token_counts_when_the_response_has_no_usage(tmp_path):
+    record = chat_record([{"role": "user", "content": "hi"}], "yo", t=0)
+    record.update(prompt_tokens=9, completion_tokens=2)
+    step = import_openai_logs(write_log(tmp_path / "log.jsonl", [record])).steps[0]
+    assert (step.usage.input_tokens, step.usage.output_tokens) == (9, 2)
+
+
 def test_helicone_style_body_wrappers_and_iso_times(tmp_path):
     record = {"request": {"body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
                           "created_at": "2025-09-04T12:00:00Z"},

@@ -269,6 +269,9 @@ def parse_record(record: Any, *, path: Path, line: int, run_key: str | None) -> 
                                field="request.tools", hint=HINT)
 
     raw_usage = response.get("usage") if response is not None else None
+    if not isinstance(raw_usage, Mapping) and "prompt_tokens" in record:
+        # LiteLLM / Helicone records carry the counts at the top level as well.
+        raw_usage = {k: record[k] for k in ("prompt_tokens", "completion_tokens") if k in record}
     usage = normalize_usage(raw_usage, provider) if isinstance(raw_usage, Mapping) else Usage()
     start, end, ttft = _times(record, response, path, line)
 
