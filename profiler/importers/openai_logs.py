@@ -417,6 +417,13 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
         j = index_of.get(call.previous_response_id) if call.previous_response_id else None
         if j is not None and j < i and calls[i].run_key is None:
             run_ids[i] = run_ids[j]
+    # Number heuristic runs by first appearance (a chain override may have emptied one).
+    renumber: dict[str, str] = {}
+    for i in keyless:
+        rid = run_ids[i]
+        if rid is not None and rid not in renumber:
+            renumber[rid] = f"run-{len(renumber) + 1}"
+    run_ids = [renumber.get(r, r) if r is not None else None for r in run_ids]
 
     steps: list[Step] = []
     counts: dict[str, int] = {}
