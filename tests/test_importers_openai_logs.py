@@ -336,3 +336,17 @@ def test_indexed_grouping_equals_brute_force(ops):
     calls = [parse_record(r, path=Path("log.jsonl"), line=i + 1, run_key=None) for i, r in enumerate(records)]
     # THEN the indexed grouping assigns exactly what the plain scan assigns
     assert group_by_continuation(calls, window_s=1800) == brute_force_grouping(calls, 1800)
+
+
+def test_a_responses_chain_stays_in_its_run_across_a_model_change(tmp_path):
+    # GIVEN a Responses call, an unrelated chat call, then a follow-up on the first with another model
+    first = {"request": {"model": "gpt-4.1", "input": "hi"},
+             "response": {"id": "resp_1", "created_at": 1, "output": [
+                 {"type": "message", "content": [{"type": "output_text", "text": "hello"}]}]}}
+    other = chat_record([{"role": "user", "content": "unrelated"}], "ok", t=2)
+    follow = {"request": {"model": "gpt-4.1-mini", "previous_response_id": "resp_1", "input": "more"},
+              "response": {"id": "resp_2", "created_at": 3, "output": []}}
+    trace = import_openai_logs(write_log(tmp_path / "log.jsonl", [first, other, follow]))
+    # THEN the follow-up joins the first call's run, and runs are numbered without gaps
+    assert {r.run_id: [s.attributes["source_line"] for s in r.steps] for r in trace.runs} == {
+        "run-1": [1, 3], "run-2": [2]}
