@@ -11,9 +11,9 @@ Record shapes accepted (per line; see docs/importing.md for examples):
 Bodies may be Chat Completions (`messages`, `tools`; response `choices[0].message`) or Responses API
 (`instructions`, `input`, `tools`; response `output[]`; `previous_response_id` chains are followed).
 
-Times: the start is the first of `start_time`, `startTime`, `request_time`, `timestamp`, `created_at`,
-`request_created_at`, then the response's `created` / `created_at`; the end is `end_time`, `endTime`,
-`response_time`, `response_created_at`, else start + latency (`latency_ms`, `duration_ms`, `delay_ms`
+Times: the start is the first of `start_time`, `startTime`, `request_time`, `timestamp`, `created`,
+`created_at`, `request_created_at`, then the response's `created` / `created_at`; the end is
+`end_time`, `endTime`, `response_time`, `response_created_at`, else start + latency (`latency_ms`, `duration_ms`, `delay_ms`
 in milliseconds; `latency`, `latency_s`, `latency_sec`, `duration` in seconds). Unix seconds,
 milliseconds or ISO 8601 are all read.
 
@@ -56,7 +56,8 @@ HINT = ("each line must hold a request body (under 'request', or 'messages'/'inp
         "and its 'response'; see docs/importing.md")
 DEFAULT_WINDOW_S = 1800.0
 
-_START_KEYS = ("start_time", "startTime", "request_time", "timestamp", "created_at", "request_created_at")
+_START_KEYS = ("start_time", "startTime", "request_time", "timestamp", "created", "created_at",
+               "request_created_at")
 _END_KEYS = ("end_time", "endTime", "response_time", "response_created_at")
 _LATENCY_MS_KEYS = ("latency_ms", "duration_ms", "delay_ms")
 _LATENCY_S_KEYS = ("latency", "latency_s", "latency_sec", "duration")
