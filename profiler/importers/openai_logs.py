@@ -13,9 +13,9 @@ Bodies may be Chat Completions (`messages`, `tools`; response `choices[0].messag
 
 Times: the start is the first of `start_time`, `startTime`, `request_time`, `timestamp`, `created`,
 `created_at`, `request_created_at`, then the response's `created` / `created_at`; the end is
-`end_time`, `endTime`, `response_time`, `response_created_at`, else start + latency (`latency_ms`, `duration_ms`, `delay_ms`
-in milliseconds; `latency`, `latency_s`, `latency_sec`, `duration` in seconds). Unix seconds,
-milliseconds or ISO 8601 are all read.
+`end_time`, `endTime`, `response_time`, `response_created_at`, else start + latency (`latency_ms`,
+`duration_ms`, `delay_ms` in milliseconds; `latency`, `latency_s`, `latency_sec`, `duration` in
+seconds). Unix seconds, milliseconds or ISO 8601 are all read.
 
 Runs: with `run_key` (a dotted path such as "metadata.session_id", looked up in the record, then in
 the request body) each distinct value is a run. Calls without it are grouped by prefix continuation
