@@ -165,3 +165,26 @@ def test_failed_call_logs_are_skipped_with_a_note(tmp_path):
     trace = import_openhands(tmp_path / "run")
     assert len(trace.steps) == 1
     assert trace.header.attributes["skipped_files"][0]["file"].endswith("-error.json")
+
+
+def test_openhands_v0_logs_without_latency(tmp_path):
+    # GIVEN a log in OpenHands V0's shape: `response` is the model's raw text (tools mocked in the
+    # prompt), `fncall_messages` / `fncall_response` hold the converted forms, no latency is logged
+    _call(tmp_path, "anthropic__claude-3-5-sonnet-20241022-1735000000.000.json", {
+        "messages": [{"role": "system", "content": "You are OpenHands."},
+                     {"role": "user", "content": "hi"}],
+        "response": {"model": "claude-3-5-sonnet-20241022", "choices": [{"message": {
+            "role": "assistant", "content": "<function=finish>\n</function>"}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 5, "cache_read_input_tokens": 64,
+                      "cache_creation_input_tokens": 30}},
+        "fncall_messages": [{"role": "user", "content": "hi"}],
+        "fncall_response": {"choices": [{"message": {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "finish", "arguments": "{}"}}]}}]},
+        "args": [], "kwargs": {"tools": [{"type": "function", "function": {"name": "finish"}}]},
+        "timestamp": 1735000000.0, "cost": 0.0005})
+    step = import_openhands(tmp_path / "run").steps[0]
+    assert step.output.message["content"] == "<function=finish>\n</function>"
+    assert (step.start_unix_s, step.end_unix_s) == (None, 1735000000.0)
+    assert (step.provider, step.model) == ("anthropic", "claude-3-5-sonnet-20241022")
+    assert (step.usage.input_tokens, step.usage.cache_read_tokens, step.usage.cache_write_tokens) == (
+        100, 64, 30)

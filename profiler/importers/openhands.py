@@ -235,8 +235,11 @@ def import_openhands(sources: PathLike | Iterable[PathLike]) -> Trace:
                         attributes={"reported_cost_usd": sum(costs)} if costs else {}))
 
     notes = set().union(*(c.notes for c in calls))
+    no_latency = sum(1 for c in calls if c.step.start_unix_s is None)
     reconstructed = {
-        "start_unix_s": "the log's `timestamp` (written when the response arrived) minus `latency_sec`",
+        "start_unix_s": "the log's `timestamp` (written when the response arrived) minus `latency_sec`"
+        + (f"; unknown for {no_latency} call(s) logged without `latency_sec` (OpenHands V0)"
+           if no_latency else ""),
         "runs": "one run per folder of call files; steps ordered by start time",
     }
     if repaired:
