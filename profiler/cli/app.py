@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "profiler.cli.diff_cmd",
     "profiler.cli.report_cmd",
     "profiler.cli.simulate_cmd",
+    "profiler.cli.import_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -10,4 +10,10 @@ and timestamps where the source has them, and records what it had to reconstruct
 from __future__ import annotations
 
 # format name -> "module:function"
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "openai-log": "profiler.importers.openai_logs:import_openai_logs",
+    "openhands": "profiler.importers.openhands:import_openhands",
+    "swe-agent": "profiler.importers.swe_agent:import_swe_agent",
+    "mini-swe-agent": "profiler.importers.swe_agent:import_mini_swe_agent",
+    "tau-bench": "profiler.importers.tau_bench:import_tau_bench",
+}
