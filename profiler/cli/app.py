@@ -29,6 +29,8 @@ app = typer.Typer(
 # Modules that define subcommands (each decorates functions with `@app.command`).
 COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
+    "profiler.cli.run_cmd",
+    "profiler.cli.export_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
