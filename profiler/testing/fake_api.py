@@ -334,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"input_tokens": total - cache_read - cache_write, "output_tokens": output_tokens,
                  "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}
         served.usage = usage
-        model = body.get("model", "claude-sonnet-4-5")
+        model = body.get("model", "claude-haiku-4-5")
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": model,
                    "content": [block], "stop_reason": stop, "stop_sequence": None, "usage": usage}
         if not body.get("stream"):
