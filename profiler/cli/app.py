@@ -58,7 +58,10 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, prog_name="ctxprof", standalone_mode=False)
+        # With standalone_mode=False, click returns the code of a `typer.Exit(code)` instead of exiting.
+        code = app(args=argv, prog_name="ctxprof", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CheckFailed as e:
         if str(e):
             err_console.print(f"ctxprof: {e}", markup=False)

@@ -400,6 +400,26 @@ def _event_choice(span: _Span) -> list[dict[str, Any]] | None:
     return None
 
 
+def _tool_io(span: _Span) -> tuple[Prompt, Output]:
+    """A tool step's arguments and result (the exact ctxprof record when there is one)."""
+    a = span.attrs
+    exact_prompt = _json_value(a.get("ctxprof.prompt"))
+    exact_output = _json_value(a.get("ctxprof.output"))
+    args = _first(a, "gen_ai.tool.call.arguments")
+    result = _first(a, "gen_ai.tool.call.result")
+    if isinstance(exact_prompt, dict):
+        prompt = Prompt.from_dict(exact_prompt, prefix=f"{span.where}.ctxprof.prompt")
+    else:
+        prompt = Prompt() if args is None else Prompt(
+            text=args if isinstance(args, str) else json.dumps(args))
+    if isinstance(exact_output, dict):
+        output = Output.from_dict(exact_output, prefix=f"{span.where}.ctxprof.output")
+    else:
+        output = Output() if result is None else Output(
+            text=result if isinstance(result, str) else json.dumps(result))
+    return prompt, output
+
+
 def _seconds(ns: int | None) -> float | None:
     return None if ns is None else ns / 1e9
 
@@ -491,14 +511,10 @@ def _step(span: _Span, run_id: str, by_id: Mapping[tuple[str, str], _Span], step
         node = parent
     if name is None:
         name = str(a["gen_ai.tool.name"]) if is_tool and a.get("gen_ai.tool.name") else span.name
-    prompt, output = _prompt_output(span, notes) if not is_tool else (Prompt(), Output())
-    if is_tool:
-        args = _first(a, "gen_ai.tool.call.arguments")
-        result = _first(a, "gen_ai.tool.call.result")
-        if result is not None:
-            output = Output(text=result if isinstance(result, str) else json.dumps(result))
-        if args is not None:
-            prompt = Prompt(text=args if isinstance(args, str) else json.dumps(args))
+    if not is_tool:
+        prompt, output = _prompt_output(span, notes)
+    else:
+        prompt, output = _tool_io(span)
     attributes = _json_value(a.get("ctxprof.attributes"))
     if not isinstance(attributes, dict):
         attributes = {"otel.span_id": span.span_id}
@@ -542,6 +558,8 @@ def _step_span(step: Step, trace_id: str, parent_span: str) -> dict[str, Any]:
     if step.kind == "tool":
         attrs["gen_ai.operation.name"] = "execute_tool"
         attrs["gen_ai.tool.name"] = step.name
+        attrs["gen_ai.tool.call.arguments"] = step.prompt.text
+        attrs["gen_ai.tool.call.result"] = step.output.text
         name = f"execute_tool {step.name or ''}".strip()
         kind = SPAN_KIND_INTERNAL
     else:
