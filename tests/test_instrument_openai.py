@@ -163,3 +163,19 @@ def test_server_error_is_recorded_on_the_step_and_raised(tmp_path: Path, fake_ap
     (step,) = load_trace(path).steps
     assert "NotFoundError" in step.attributes["error"]
     assert API_KEY not in path.read_text()
+
+
+def test_responses_stream_helper_and_raw_response_variant(tmp_path: Path, fake_api) -> None:
+    path = tmp_path / "t.jsonl"
+    c = client(fake_api)
+    with profiler.record(path, gpu=False):
+        with c.responses.stream(model="gpt-4o-mini", input="stream helper") as stream:
+            final = stream.get_final_response()
+        raw = c.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "raw"}])
+        parsed = raw.parse()
+    helper, raw_step = load_trace(path).steps
+    assert helper.output.message["content"] == final.output_text
+    assert helper.usage.input_tokens == fake_api.log[0].usage["input_tokens"]
+    assert raw_step.output.message["content"] == parsed.choices[0].message.content
+    assert raw_step.usage.input_tokens == parsed.usage.prompt_tokens

@@ -291,3 +291,12 @@ def test_appending_to_an_existing_trace_keeps_both_recordings(tmp_path: Path) ->
                 time.sleep(0.001)
     assert [r.workflow for r in load_trace(path).runs] == ["first", "second"]
     assert len(records(path, "header")) == 1
+
+
+def test_appending_with_another_content_level_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with profiler.record(path, content="hashes", gpu=False, instrument=False):
+        pass
+    with pytest.raises(ConfigError, match="mix levels"):
+        with profiler.record(path, content="text", gpu=False, instrument=False):
+            pass

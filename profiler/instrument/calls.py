@@ -280,6 +280,9 @@ def record_sync(api: str, provider: str, original: Callable[..., Any],
             call.finish(error=e)
             raise
         if given(kwargs, "stream") is True:
+            if not hasattr(type(result), "__iter__"):  # a raw-response wrapper: prompt only
+                call.finish(attributes={"output_not_recorded": "raw response"})
+                return result
             return RecordedStream(result, call, accumulator())
         _finish_from(call, from_result, result)
         return result
@@ -309,6 +312,9 @@ def record_async(api: str, provider: str, original: Callable[..., Any],
             call.finish(error=e)
             raise
         if given(kwargs, "stream") is True:
+            if not hasattr(type(result), "__aiter__"):  # a raw-response wrapper: prompt only
+                call.finish(attributes={"output_not_recorded": "raw response"})
+                return result
             return AsyncRecordedStream(result, call, accumulator())
         _finish_from(call, from_result, result)
         return result
@@ -328,6 +334,10 @@ def _set_prompt(call: LlmCall, build_prompt: Callable[[dict[str, Any]], Any],
 
 def _finish_from(call: LlmCall, from_result: Callable[[Any], dict[str, Any]], result: Any) -> None:
     try:
+        if type(result).__name__ == "LegacyAPIResponse":
+            # `.with_raw_response.create(...)`: the parsed body is cached, so the caller's own
+            # `.parse()` returns the same object.
+            result = result.parse()
         fields = from_result(result)
     except Exception as e:
         fields = {"attributes": {"record_error": f"result: {type(e).__name__}: {e}"[:300]}}

@@ -358,6 +358,7 @@ class Recorder:
     def __enter__(self) -> "Recorder":
         header = TraceHeader(content_level=self.content, created_unix_s=self.clock(),
                              attributes={**self.encoder.header_attributes(), **self.attributes})
+        self._check_existing_level()
         self._writer = TraceWriter(self.path, header, fsync=self.fsync)
         if self.gpu:
             self._start_gpu()
@@ -401,6 +402,19 @@ class Recorder:
         if self._writer is None or self.root is None or self.root.closed:
             raise ConfigError(f"the recorder for {self.path} is not open; use it inside "
                               "`with profiler.record(...) as rec:`")
+
+    def _check_existing_level(self) -> None:
+        """Appending must not mix content levels: a file promised content-free stays content-free."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        from profiler.trace.io import iter_records
+
+        _, first = next(iter_records(self.path))
+        existing = TraceHeader.from_dict(first)
+        if existing.content_level != self.content:
+            raise ConfigError(f"{self.path} holds a trace recorded with content={existing.content_level!r}; "
+                              f"recording content={self.content!r} into it would mix levels -- "
+                              "write to a new file")
 
     def _start_gpu(self) -> None:
         from profiler.instrument.gpu import GpuSampler, GpuUnavailable, NvmlSource

@@ -292,6 +292,10 @@ class _Handler(BaseHTTPRequestHandler):
             yield "response.output_item.added", {"type": "response.output_item.added",
                                                  "sequence_number": next(seq), "output_index": 0,
                                                  "item": empty}
+            part = {"type": "output_text", "text": "", "annotations": []}
+            yield "response.content_part.added", {"type": "response.content_part.added",
+                                                  "sequence_number": next(seq), "item_id": item["id"],
+                                                  "output_index": 0, "content_index": 0, "part": part}
             for piece in self._pieces(text):
                 yield "response.output_text.delta", {
                     "type": "response.output_text.delta", "sequence_number": next(seq),
@@ -301,6 +305,10 @@ class _Handler(BaseHTTPRequestHandler):
                                                 "sequence_number": next(seq), "item_id": item["id"],
                                                 "output_index": 0, "content_index": 0, "text": text,
                                                 "logprobs": []}
+            yield "response.content_part.done", {"type": "response.content_part.done",
+                                                 "sequence_number": next(seq), "item_id": item["id"],
+                                                 "output_index": 0, "content_index": 0,
+                                                 "part": {**part, "text": text}}
             yield "response.output_item.done", {"type": "response.output_item.done",
                                                 "sequence_number": next(seq), "output_index": 0,
                                                 "item": item}
