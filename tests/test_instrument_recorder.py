@@ -300,3 +300,21 @@ def test_appending_with_another_content_level_is_refused(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="mix levels"):
         with profiler.record(path, content="text", gpu=False, instrument=False):
             pass
+
+
+def test_sdks_are_patched_on_import_and_never_imported_for_nothing(tmp_path: Path) -> None:
+    # GIVEN a fresh interpreter recording with auto-instrumentation
+    code = textwrap.dedent(f"""
+        import sys, profiler
+        with profiler.record({str(tmp_path / "t.jsonl")!r}, gpu=False):
+            before = [m for m in ("openai", "anthropic") if m in sys.modules]
+            import openai                                   # imported while recording
+            from openai.resources.chat.completions import Completions
+            patched = hasattr(Completions.create, "__ctxprof_original__")
+        restored = not hasattr(Completions.create, "__ctxprof_original__")
+        print(before, patched, restored, "anthropic" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    # THEN nothing was imported up front, openai was patched when imported, and restored on exit
+    assert out.stdout.split() == ["[]", "True", "True", "False"], out.stderr
