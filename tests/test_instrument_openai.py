@@ -179,3 +179,23 @@ def test_responses_stream_helper_and_raw_response_variant(tmp_path: Path, fake_a
     assert helper.usage.input_tokens == fake_api.log[0].usage["input_tokens"]
     assert raw_step.output.message["content"] == parsed.choices[0].message.content
     assert raw_step.usage.input_tokens == parsed.usage.prompt_tokens
+
+
+def test_a_recording_failure_never_breaks_the_call(tmp_path: Path, fake_api) -> None:
+    # GIVEN a recorder that fails to write LLM steps (here a redact hook raising, as a full disk would)
+    def failing(step: dict) -> dict:
+        if step["name"] == "openai.chat":
+            raise OSError("No space left on device")
+        return step
+
+    path = tmp_path / "t.jsonl"
+    c = client(fake_api)
+    with profiler.record(path, redact=failing, gpu=False) as rec:
+        with rec.step("kept", kind="tool"):
+            pass
+        # WHEN the program makes a call THEN it gets its answer, with a warning about the recording
+        with pytest.warns(RuntimeWarning, match="could not record.*No space left"):
+            reply = c.chat.completions.create(model="gpt-4o-mini",
+                                              messages=[{"role": "user", "content": "still works"}])
+        assert reply.choices[0].message.content
+    assert [s.name for s in load_trace(path).steps] == ["kept"]

@@ -13,6 +13,7 @@ and a few generation settings); headers, API keys, clients and request options n
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any, Callable, Iterable, Mapping
 
 from profiler.instrument.recorder import StepHandle, current_run, current_step
@@ -21,7 +22,7 @@ from profiler.trace.model import Output, Usage
 # Generation settings kept as step attributes (plain values only).
 SETTINGS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens",
             "stream", "tool_choice", "reasoning_effort", "seed", "n", "stop", "stop_sequences",
-            "prompt_cache_key", "service_tier", "parallel_tool_calls")
+            "prompt_cache_key", "service_tier", "parallel_tool_calls", "previous_response_id")
 
 
 def plain(obj: Any) -> Any:
@@ -79,7 +80,16 @@ class LlmCall:
 
     @classmethod
     def begin(cls, api: str, provider: str, kwargs: Mapping[str, Any]) -> "LlmCall | None":
-        """Start recording a call, or None when no recorder is active."""
+        """Start recording a call, or None when no recorder is active (or recording failed: the
+        caller's request must go through whatever happens here)."""
+        try:
+            return cls._begin(api, provider, kwargs)
+        except Exception as e:
+            _warn(e)
+            return None
+
+    @classmethod
+    def _begin(cls, api: str, provider: str, kwargs: Mapping[str, Any]) -> "LlmCall | None":
         parent = current_step()
         run = current_run()
         if run is None:
@@ -130,7 +140,15 @@ class LlmCall:
         if error is not None:
             step.attributes["error"] = f"{type(error).__name__}: {error}"[:500]
         if self.owned:
-            step.finish()
+            try:
+                step.finish()
+            except Exception as e:  # e.g. the disk is full: the caller's result still goes through
+                _warn(e)
+
+
+def _warn(error: Exception) -> None:
+    warnings.warn(f"ctxprof could not record an LLM call: {type(error).__name__}: {error}",
+                  RuntimeWarning, stacklevel=4)
 
 
 class Accumulator:

@@ -115,7 +115,8 @@ def _input_item_message(item: Any) -> dict[str, Any]:
                                                      "name": item.get("name")}, "type": "function"}]}
     if kind == "function_call_output":
         return {"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output")}
-    return {"role": "user", "content": [item]}
+    # Other items (reasoning, built-in tool calls...) are earlier model output sent back.
+    return {"role": "assistant", "content": [item]}
 
 
 def responses_prompt(kwargs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[Any] | None]:
