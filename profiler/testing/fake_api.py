@@ -147,8 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
         served = Served(path=path, body=body, had_api_key=had_key)
-        handler(body, served)
+        # Logged before answering (handlers fill in `usage` before the first byte goes out), so a
+        # client that has its answer always finds the request in the log.
         self.server_owner._record(served)
+        handler(body, served)
 
     # -- transport -------------------------------------------------------------------------------
     def _json(self, status: int, payload: dict[str, Any]) -> None:
@@ -194,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         cached = min(owner._cached_tokens(prompt), prompt_tokens)
         last = messages[-1] if messages else {}
         last_user = _text_of(last.get("content"))
-        n = len(owner.log) + 1
+        n = len(owner.log)
         tool_call = None
         if body.get("tools") and last.get("role") == "user":
             fn = body["tools"][0].get("function", {}).get("name", "tool")
@@ -261,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             users = [i for i in (inp or []) if isinstance(i, dict) and i.get("role") == "user"]
             last_user = _text_of(users[-1].get("content")) if users else ""
-        n = len(owner.log) + 1
+        n = len(owner.log)
         text = _reply_text(n, last_user)
         output_tokens = _tokens(text)
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
@@ -327,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
         cache_write = total - cache_read if "cache_control" in prompt else 0
         last = messages[-1] if messages else {}
         last_user = _text_of(last.get("content"))
-        n = len(owner.log) + 1
+        n = len(owner.log)
         if body.get("tools") and last.get("role") == "user" and isinstance(last.get("content"), str):
             block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{n}",
                                      "name": body["tools"][0].get("name", "tool"),
