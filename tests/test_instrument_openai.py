@@ -199,3 +199,40 @@ def test_a_recording_failure_never_breaks_the_call(tmp_path: Path, fake_api) -> 
                                               messages=[{"role": "user", "content": "still works"}])
         assert reply.choices[0].message.content
     assert [s.name for s in load_trace(path).steps] == ["kept"]
+
+
+def test_32_threads_calling_the_sdk_each_get_their_own_steps(tmp_path: Path, fake_api) -> None:
+    import contextvars
+    import threading
+
+    path = tmp_path / "t.jsonl"
+    c = client(fake_api)  # one client shared by every thread, as applications do
+
+    with profiler.record(path, gpu=False) as rec:
+        def agent(t: int) -> None:
+            with rec.run(workflow=f"agent-{t}"):
+                for i in range(3):
+                    with rec.step(f"s{i}"):
+                        if i == 2:
+                            for _ in c.chat.completions.create(
+                                    model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+                                    messages=[{"role": "user", "content": f"thread {t} call {i}"}]):
+                                pass
+                        else:
+                            c.chat.completions.create(model="gpt-4o-mini", messages=[
+                                {"role": "user", "content": f"thread {t} call {i}"}])
+
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(agent, t))
+                   for t in range(32)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    trace = load_trace(path)
+    assert len(trace.runs) == 32 and len(fake_api.log) == 96
+    for run in trace.runs:
+        t = run.workflow.split("-")[1]
+        assert [s.name for s in run.steps] == ["s0", "s1", "s2"]
+        assert [s.prompt.messages[0]["content"] for s in run.steps] == [
+            f"thread {t} call {i}" for i in range(3)]
+        assert all(s.usage.input_tokens and s.output.message["content"] for s in run.steps)
