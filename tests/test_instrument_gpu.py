@@ -157,3 +157,11 @@ def test_gpu_timing_and_nvml_sampling_on_a_real_gpu(tmp_path: Path) -> None:
     assert step.gpu.memory_used_bytes and step.gpu.memory_used_bytes > 0
     assert step.gpu.utilization_pct is not None and step.gpu.power_w is not None
     assert load_trace(path).runs[0].gpu.energy_j is not None
+
+
+def test_the_sampled_gpu_follows_cuda_visible_devices() -> None:
+    from profiler.instrument.gpu import visible_device
+
+    assert visible_device({}) == 0
+    assert visible_device({"CUDA_VISIBLE_DEVICES": "3,1"}) == 3
+    assert visible_device({"CUDA_VISIBLE_DEVICES": "GPU-8f6c1a2b-0000"}) == "GPU-8f6c1a2b-0000"

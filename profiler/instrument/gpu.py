@@ -56,10 +56,24 @@ class SampleSource(Protocol):
     def close(self) -> None: ...
 
 
-class NvmlSource:
-    """Readings of one GPU through NVML."""
+def visible_device(env: dict[str, str] | None = None) -> int | str:
+    """The GPU a process's CUDA device 0 is: NVML counts every GPU, CUDA only the visible ones, so
+    the first entry of `CUDA_VISIBLE_DEVICES` (an index or a `GPU-...` UUID) names it."""
+    import os
 
-    def __init__(self, index: int = 0) -> None:
+    value = (env if env is not None else os.environ).get("CUDA_VISIBLE_DEVICES", "")
+    first = value.split(",")[0].strip()
+    if first.isdigit():
+        return int(first)
+    if first.startswith(("GPU-", "MIG-")):
+        return first
+    return 0
+
+
+class NvmlSource:
+    """Readings of one GPU through NVML (by default the process's CUDA device 0)."""
+
+    def __init__(self, index: int | str | None = None) -> None:
         try:
             import pynvml
         except ImportError:
@@ -68,8 +82,10 @@ class NvmlSource:
             pynvml.nvmlInit()
         except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded...
             raise GpuUnavailable(f"NVML cannot start here ({e})") from None
+        index = visible_device() if index is None else index
         try:
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self._handle = (pynvml.nvmlDeviceGetHandleByUUID(index) if isinstance(index, str)
+                            else pynvml.nvmlDeviceGetHandleByIndex(index))
             name = pynvml.nvmlDeviceGetName(self._handle)
         except Exception as e:
             pynvml.nvmlShutdown()
