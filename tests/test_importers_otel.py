@@ -14,7 +14,7 @@ from profiler.importers import IMPORTERS
 from profiler.importers.otel import export_otlp, import_otlp
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
 
-from conftest import SHARED_DATA
+from recording_helpers import SHARED_DATA
 
 EXAMPLE = SHARED_DATA / "otlp_genai_example.json"
 

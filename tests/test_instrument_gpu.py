@@ -13,7 +13,7 @@ from profiler.instrument.gpu import (GpuReading, GpuSample, GpuSampler, cuda_tim
                                      summarize, timed_generate)
 from profiler.trace import load_trace
 
-from conftest import FakeClock
+from recording_helpers import FakeClock
 
 
 class FakeSource:

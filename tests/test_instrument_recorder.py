@@ -20,7 +20,7 @@ import profiler
 from profiler.errors import ConfigError, TraceFormatError
 from profiler.trace import load_trace
 
-from conftest import REPO, FakeClock, records
+from recording_helpers import REPO, FakeClock, records
 
 
 def test_import_profiler_stays_light() -> None:

@@ -1,4 +1,6 @@
-"""Shared test helpers for recording tests: a local API server and trace readers."""
+"""Helpers for the recording tests: a local API server fixture, trace readers, a hand-driven clock.
+
+Kept out of conftest.py on purpose: test modules import what they use, fixtures included."""
 
 from __future__ import annotations
 
