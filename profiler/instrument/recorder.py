@@ -33,13 +33,17 @@ import uuid
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from profiler.errors import ConfigError, TraceFormatError
 from profiler.instrument.content import ContentEncoder
 from profiler.trace.io import TraceWriter
 from profiler.trace.model import GpuStats, Output, Prompt, Run, Step, TraceHeader, Usage
 from profiler.usage import normalize_usage
+
+if TYPE_CHECKING:
+    from profiler.instrument.gpu import GpuSampler
+    from profiler.tokens import StepTokenizer
 
 Clock = Callable[[], float]
 Redactor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -305,7 +309,8 @@ class Recorder:
                  redact: Redactor | None = None, instrument: bool = True, gpu: bool = True,
                  clock: Clock = time.time, new_id: Callable[[], str] = _default_id,
                  hash_key: bytes | str | None = None, block_size: int = 16,
-                 tokenizer: Any = None, gpu_sampler: Any = None, fsync: bool = False,
+                 tokenizer: "StepTokenizer | None" = None, gpu_sampler: "GpuSampler | None" = None,
+                 fsync: bool = False,
                  attributes: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.workflow = workflow
@@ -321,7 +326,7 @@ class Recorder:
         self.notices: list[str] = []
         self.root: RunHandle | None = None
         self._writer: TraceWriter | None = None
-        self._sampler = gpu_sampler
+        self._sampler: GpuSampler | None = gpu_sampler
         self._owns_sampler = False
         self._patched = False
 
