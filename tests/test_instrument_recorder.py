@@ -318,3 +318,35 @@ def test_sdks_are_patched_on_import_and_never_imported_for_nothing(tmp_path: Pat
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     # THEN nothing was imported up front, openai was patched when imported, and restored on exit
     assert out.stdout.split() == ["[]", "True", "True", "False"], out.stderr
+
+
+def test_recording_again_after_a_crash_cuts_the_torn_line_and_stays_readable(tmp_path: Path) -> None:
+    # GIVEN a trace whose writer was killed in the middle of a line
+    path = tmp_path / "t.jsonl"
+    with profiler.record(path, workflow="first", gpu=False, instrument=False) as rec:
+        with rec.step("a"):
+            pass
+    with open(path, "a") as f:
+        f.write('{"type":"step","run_id":"r","step_id":"torn","prompt":{"messages":[{"ro')
+    assert len(load_trace(path).warnings) == 1
+    # WHEN a new recording appends to it
+    with profiler.record(path, workflow="second", gpu=False, instrument=False) as rec:
+        with rec.step("b"):
+            pass
+    # THEN the torn record is gone and both recordings load without error
+    trace = load_trace(path)
+    assert [s.name for s in trace.steps] == ["a", "b"] and trace.warnings == ()
+
+
+def test_a_last_record_missing_only_its_newline_is_kept_when_appending(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with profiler.record(path, workflow="first", gpu=False, instrument=False) as rec:
+        with rec.step("a"):
+            pass
+    text = path.read_text()
+    path.write_text(text[:-1])  # killed between the record and its newline
+    with profiler.record(path, workflow="second", gpu=False, instrument=False) as rec:
+        with rec.step("b"):
+            pass
+    trace = load_trace(path)
+    assert [r.workflow for r in trace.runs] == ["first", "second"] and trace.runs[0].status == "ok"
