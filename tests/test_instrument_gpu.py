@@ -139,6 +139,7 @@ def test_timed_generate_on_cpu_records_prefill_before_decode(tmp_path: Path) -> 
     (step,) = load_trace(path).steps
     assert timing.prefill_ms is not None and timing.decode_ms is not None
     assert 0 < step.gpu.prefill_ms < timing.total_ms and step.gpu.decode_ms > 0
+    assert step.ttft_ms == step.gpu.prefill_ms
 
 
 @pytest.mark.gpu

@@ -303,6 +303,8 @@ class cuda_timer(contextlib.ContextDecorator):
         if step is not None:
             step.set_gpu_timing(prefill_ms=prefill if prefill is not None else total,
                                 decode_ms=decode, device=self._device)
+            if prefill is not None and step.ttft_ms is None:
+                step.ttft_ms = prefill  # a local model's first token arrives when prefill ends
 
 
 def timed_generate(model: Any, *args: Any, step: Any = None, **kwargs: Any) -> tuple[Any, Timing]:
