@@ -96,3 +96,18 @@ def test_async_messages_and_async_stream(tmp_path: Path, fake_api) -> None:
     whole, streamed = load_trace(path).steps
     assert whole.usage.input_tokens is not None and streamed.usage.output_tokens is not None
     assert streamed.ttft_ms is not None and whole.ttft_ms is None
+
+
+def test_beta_messages_are_recorded_too(tmp_path: Path, fake_api) -> None:
+    path = tmp_path / "t.jsonl"
+    c = client(fake_api)
+    with profiler.record(path, gpu=False):
+        c.beta.messages.create(model=MODEL, max_tokens=20, system=SYSTEM,
+                               messages=[{"role": "user", "content": "beta"}])
+        with c.beta.messages.stream(model=MODEL, max_tokens=20,
+                                    messages=[{"role": "user", "content": "beta stream"}]) as s:
+            text = s.get_final_text()
+    whole, streamed = load_trace(path).steps
+    assert whole.usage.cache_write_tokens == fake_api.log[0].usage["cache_creation_input_tokens"]
+    assert streamed.output.message["content"] == [{"type": "text", "text": text}]
+    assert streamed.usage.output_tokens == fake_api.log[1].usage["output_tokens"]

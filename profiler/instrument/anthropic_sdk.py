@@ -1,5 +1,5 @@
 """Auto-instrumentation of the official `anthropic` SDK: `Messages.create` (whole or `stream=True`) and
-the `Messages.stream()` helper, sync and async.
+the `Messages.stream()` helper, sync and async, in `messages` and `beta.messages`.
 
 The system prompt becomes a leading `system` message; the assistant output keeps Anthropic's content
 blocks (text, tool_use), as a later request carries them in its history. Usage comes from the response,
@@ -170,17 +170,26 @@ def _wrap_stream_helper(original: Callable[..., Any], is_async: bool) -> Callabl
     return wrapper
 
 
-def targets() -> list[tuple[type, str, str, Any, Any, Any, tuple[str, ...], bool]]:
+def _resource_classes() -> list[tuple[type, bool]]:
+    """`messages` and `beta.messages`, sync and async (the beta namespace where this SDK has it)."""
     from anthropic.resources.messages import AsyncMessages, Messages
 
+    classes = [(Messages, False), (AsyncMessages, True)]
+    try:
+        from anthropic.resources.beta.messages import AsyncMessages as BetaAsync
+        from anthropic.resources.beta.messages import Messages as BetaSync
+    except ImportError:
+        return classes
+    return classes + [(BetaSync, False), (BetaAsync, True)]
+
+
+def targets() -> list[tuple[type, str, str, Any, Any, Any, tuple[str, ...], bool]]:
     spec = ("anthropic.messages", messages_prompt, message_result, MessagesAccumulator,
             ("messages", "tools", "system"))
-    return [(Messages, "create", *spec, False), (AsyncMessages, "create", *spec, True)]
+    return [(cls, "create", *spec, is_async) for cls, is_async in _resource_classes()]
 
 
 def special_targets() -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
     """Methods wrapped by a custom wrapper: (class, method, make_wrapper(original))."""
-    from anthropic.resources.messages import AsyncMessages, Messages
-
-    return [(Messages, "stream", lambda f: _wrap_stream_helper(f, False)),
-            (AsyncMessages, "stream", lambda f: _wrap_stream_helper(f, True))]
+    return [(cls, "stream", lambda f, is_async=is_async: _wrap_stream_helper(f, is_async))
+            for cls, is_async in _resource_classes()]
