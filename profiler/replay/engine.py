@@ -177,7 +177,15 @@ class _Energy:
             import torch
 
             pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+            handle = None
+            uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
+            if uuid is not None:  # NVML numbers GPUs ignoring CUDA_VISIBLE_DEVICES; the UUID is exact
+                try:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+                except pynvml.NVMLError:
+                    handle = None
+            if handle is None:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
             pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
             self._nvml, self._handle = pynvml, handle
         except Exception:  # no pynvml, no driver, or a GPU without the energy counter
