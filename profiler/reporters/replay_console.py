@@ -114,8 +114,9 @@ def print_replay(result: ReplayResult, console: Console) -> None:
     console.print(summary_table(result))
     console.print(prediction_table(result))
     sources = ", ".join(f"{k} ({v} steps)" for k, v in sorted(result.token_sources.items()))
-    console.print(f"token sequences: {sources}; timer: {result.options.timer}; "
-                  f"cache: {'unbounded' if result.options.capacity_tokens is None else f'{result.options.capacity_tokens:,} tokens'}, "
-                  f"block {result.options.block_size}, {result.options.eviction_policy}; "
-                  f"evicted {result.evicted_tokens:,} tokens", markup=False)
+    o = result.options
+    capacity = "unbounded" if o.capacity_tokens is None else f"{o.capacity_tokens:,} tokens"
+    console.print(f"token sequences: {sources}; timer: {o.timer}; cache: {capacity}, block "
+                  f"{o.block_size}, {o.eviction_policy}; evicted {result.evicted_tokens:,} tokens",
+                  markup=False)
     console.print(check_line(result), markup=False)
