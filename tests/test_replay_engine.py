@@ -196,3 +196,13 @@ def test_gpu_replay_times_with_cuda_events_and_measures_memory():
     assert result.comparison.equal
     assert result.reuse.prefill_tokens < result.cold.prefill_tokens
     assert result.cold.peak_gpu_memory_bytes and result.cold.peak_gpu_memory_bytes > 0
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_modes_agree_within_their_tolerance(dtype):
+    # GIVEN the tiny preset in half precision (its tolerance is wider, see TOLERANCES)
+    result = replay(make_token_trace(), model="tiny", dtype=dtype, mode="both")
+    # THEN the modes still agree, and the largest difference is reported
+    assert result.model.dtype == dtype
+    assert result.comparison.equal and result.comparison.greedy_mismatches_beyond_tolerance == 0
+    assert result.comparison.atol > 1e-3
