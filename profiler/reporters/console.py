@@ -6,6 +6,7 @@ import csv
 import json
 from typing import IO, Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,34 +30,40 @@ def _fmt_cost(v: float | None) -> str:
 def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Table]:
     """One rich table per run (one row per step, totals in the footer) and one for the totals."""
     tables = []
-    has_cost = any(getattr(s, "cost_actual_usd", None) is not None for s in analysis.steps)
+    has_cost = any(s.cost_actual_usd is not None for s in analysis.steps)
     for run in analysis.runs:
         label = run.run_id if not run.workflow else f"{run.workflow} / {run.run_id}"
         t = Table(title=f"{label}  ({run.trace})" if run.trace else label, show_footer=True,
-                  title_justify="left")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
         tot = run.totals
-        t.add_column("#", footer="total", justify="right")
-        t.add_column("step", footer=f"{tot.steps} steps")
-        t.add_column("input", footer=_fmt_int(tot.input_tokens), justify="right")
-        t.add_column("prefix reused", footer=_fmt_int(tot.prefix_reused_tokens), justify="right")
-        t.add_column("block reused", footer=_fmt_int(tot.block_reused_tokens), justify="right")
-        t.add_column("repeated", footer=_fmt_int(tot.repeated_tokens), justify="right")
-        t.add_column("novel", footer=_fmt_int(tot.novel_tokens), justify="right")
-        t.add_column("output", footer=_fmt_int(tot.output_tokens), justify="right")
-        t.add_column("reported cached", footer=_fmt_int(tot.reported_cached_tokens), justify="right")
-        t.add_column("redundancy", footer=_fmt_pct(tot.redundancy_ratio), justify="right")
+
+        def num(header: str, footer: str, values: list[str]) -> None:
+            # Numbers are never truncated: the step-name column gives way instead.
+            width = max(len(header), len(footer), *(len(v) for v in values)) if values else len(header)
+            t.add_column(header, footer=footer, justify="right", no_wrap=True, min_width=width)
+
+        rows = [[str(s.index), s.name or s.step_id, _fmt_int(s.input_tokens),
+                 _fmt_int(s.prefix_reused_tokens), _fmt_int(s.block_reused_tokens),
+                 _fmt_int(s.repeated_tokens), _fmt_int(s.novel_tokens), _fmt_int(s.output_tokens),
+                 _fmt_int(s.reported_cached_tokens), _fmt_pct(s.redundancy_ratio)]
+                + ([_fmt_cost(s.cost_actual_usd), _fmt_cost(s.cost_redundant_usd)] if has_cost else [])
+                for s in run.steps]
+        col = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(12)]
+        num("#", "all", col[0])
+        t.add_column("step", footer=f"{tot.steps} steps", no_wrap=True, overflow="ellipsis")
+        num("input", _fmt_int(tot.input_tokens), col[2])
+        num("prefix", _fmt_int(tot.prefix_reused_tokens), col[3])
+        num("block", _fmt_int(tot.block_reused_tokens), col[4])
+        num("repeated", _fmt_int(tot.repeated_tokens), col[5])
+        num("novel", _fmt_int(tot.novel_tokens), col[6])
+        num("output", _fmt_int(tot.output_tokens), col[7])
+        num("cached", _fmt_int(tot.reported_cached_tokens), col[8])
+        num("redund.", _fmt_pct(tot.redundancy_ratio), col[9])
         if has_cost:
-            t.add_column("cost", footer=_fmt_cost(getattr(tot, "cost_actual_usd", None)), justify="right")
-            t.add_column("redundant $", footer=_fmt_cost(getattr(tot, "cost_redundant_usd", None)),
-                         justify="right")
-        for s in run.steps:
-            row = [str(s.index), s.name or s.step_id, _fmt_int(s.input_tokens),
-                   _fmt_int(s.prefix_reused_tokens), _fmt_int(s.block_reused_tokens),
-                   _fmt_int(s.repeated_tokens), _fmt_int(s.novel_tokens), _fmt_int(s.output_tokens),
-                   _fmt_int(s.reported_cached_tokens), _fmt_pct(s.redundancy_ratio)]
-            if has_cost:
-                row += [_fmt_cost(getattr(s, "cost_actual_usd", None)),
-                        _fmt_cost(getattr(s, "cost_redundant_usd", None))]
+            num("cost", _fmt_cost(tot.cost_actual_usd), col[10])
+            num("redund. $", _fmt_cost(tot.cost_redundant_usd), col[11])
+        for row in rows:
             t.add_row(*row)
         tables.append(t)
     return tables
@@ -64,15 +71,27 @@ def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Tabl
 
 def totals_line(totals: Totals, runs: int) -> str:
     reused = totals.prefix_reused_tokens + totals.repeated_tokens
-    return (f"{runs} run(s), {totals.steps} step(s): {totals.input_tokens:,} input tokens, "
+    line = (f"{runs} run(s), {totals.steps} step(s): {totals.input_tokens:,} input tokens, "
             f"{reused:,} of them ({totals.redundancy_ratio:.1%}) re-process earlier context "
             f"({totals.prefix_reused_tokens:,} as a reusable prefix, {totals.repeated_tokens:,} repeated "
             f"elsewhere)")
+    if totals.cost_actual_usd is not None:
+        line += (f". Spent {_fmt_cost(totals.cost_actual_usd)} (no cache: "
+                 f"{_fmt_cost(totals.cost_no_cache_usd)}, ideal prefix cache: "
+                 f"{_fmt_cost(totals.cost_ideal_usd)}); redundant input cost "
+                 f"{_fmt_cost(totals.cost_redundant_usd)} at full price")
+    return line
+
+
+LEGEND = ("prefix: prefix_reused_tokens (an ideal prefix cache could skip them); block: the same in "
+          "whole blocks; repeated: repeated_tokens (seen before, outside the prefix); cached: what the "
+          "provider reported as cache hits; redund.: (prefix + repeated) / input")
 
 
 def print_analysis(analysis: Analysis, console: Console) -> None:
     for table in analysis_table(analysis):
         console.print(table)
+    console.print(LEGEND, style="dim")
     console.print(totals_line(analysis.totals, len(analysis.runs)))
 
 
