@@ -4,6 +4,7 @@ and the measured saving matches the analyzer's prediction."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ pytest.importorskip("transformers")
 
 from profiler.errors import ConfigError  # noqa: E402
 from profiler.replay import load_model, replay  # noqa: E402
+from profiler.trace import load_trace  # noqa: E402
 from profiler.trace.model import Output, Prompt, Step, Trace  # noqa: E402
 
 SYSTEM = {"role": "system", "content": "You are a careful coding agent. Follow the plan. " * 6}
@@ -206,3 +208,29 @@ def test_half_precision_modes_agree_within_their_tolerance(dtype):
     assert result.model.dtype == dtype
     assert result.comparison.equal and result.comparison.greedy_mismatches_beyond_tolerance == 0
     assert result.comparison.atol > 1e-3
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
+
+
+@pytest.mark.skipif(not (SAMPLES / "react_tool_loop.jsonl").is_file(), reason="sample_traces/ absent")
+def test_sample_trace_replays_with_less_prefill_and_the_same_outputs(tiny):
+    # GIVEN the ReAct sample trace, truncated to its first steps and short forced outputs
+    trace = load_trace(SAMPLES / "react_tool_loop.jsonl")
+    # WHEN replayed in both modes with the tiny preset
+    result = replay(trace, model=tiny, max_steps=4, max_new_tokens=8)
+    # THEN outputs agree, reuse prefills far less, exactly as the analyzer predicts
+    assert result.comparison.equal and result.comparison.greedy_mismatches == 0
+    assert result.reuse.prefill_tokens < 0.5 * result.cold.prefill_tokens
+    assert result.prediction.measured_saved_prefill_tokens == result.prediction.predicted_saved_prefill_tokens
+    assert len(result.steps) == 4 and all(s.output_tokens <= 8 for s in result.steps)
+
+
+@pytest.mark.skipif(not (SAMPLES / "timestamp_prefix.jsonl").is_file(), reason="sample_traces/ absent")
+def test_a_timestamp_early_in_the_prompt_leaves_almost_nothing_to_reuse(tiny):
+    # GIVEN the sample whose system prompt starts with a per-call timestamp
+    result = replay(load_trace(SAMPLES / "timestamp_prefix.jsonl"), model=tiny, max_steps=4,
+                    max_new_tokens=8, mode="reuse")
+    # THEN the cache can reuse only the blocks before the timestamp, as predicted
+    assert result.reuse.reused_tokens == result.prediction.predicted_saved_prefill_tokens
+    assert result.reuse.reused_tokens < 0.05 * result.prediction.prompt_tokens
