@@ -4,10 +4,10 @@
     python benchmarks/replay_bench.py --device cpu          # CPU: the `small` preset, fp32
     python benchmarks/replay_bench.py --trace my.jsonl --model qwen2.5-1.5b --max-steps 20
 
-The trace is `--trace`, else the first trace of `sample_traces/` with text content, else the first
-tau-bench airline conversation of `../shared/data` turned into a ctxprof trace (the prompt of the k-th
-assistant message is the conversation before it plus the tool definitions). Each configuration is
-replayed `--repeats` times with the same weights; the medians of the totals are printed: cold vs reuse
+The trace is `--trace`, else `sample_traces/react_tool_loop.jsonl` (or another sample with text
+content), else the first tau-bench airline conversation of `../shared/data` turned into a ctxprof
+trace (the prompt of the k-th assistant message is the conversation before it plus the tool
+definitions). Each configuration is replayed `--repeats` times with the same weights; the medians of the totals are printed: cold vs reuse
 prefill time and time to first token, the speedup, the analyzer's predicted saving beside the measured
 one, energy (NVML), peak GPU memory, and whether both modes gave the same outputs.
 
@@ -53,6 +53,8 @@ def pick_trace(path: str | None) -> Trace:
     if path:
         return load_trace(path)
     samples = sorted((ROOT / "sample_traces").glob("*.jsonl")) if (ROOT / "sample_traces").is_dir() else []
+    # The ReAct tool loop first: the typical agent shape (growing history over a long system prompt).
+    samples.sort(key=lambda p: p.name != "react_tool_loop.jsonl")
     for p in samples:
         trace = load_trace(p)
         if any(s.prompt.level == "text" for s in trace.steps):
