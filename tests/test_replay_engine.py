@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -234,3 +236,25 @@ def test_a_timestamp_early_in_the_prompt_leaves_almost_nothing_to_reuse(tiny):
     # THEN the cache can reuse only the blocks before the timestamp, as predicted
     assert result.reuse.reused_tokens == result.prediction.predicted_saved_prefill_tokens
     assert result.reuse.reused_tokens < 0.05 * result.prediction.prompt_tokens
+
+
+# Prompts over a 3-token alphabet in 8-token chunks: later steps often share a prefix with earlier
+# prompts + outputs, and diverge at arbitrary points.
+chunk = st.sampled_from([tuple([t] * 8) for t in (20, 21, 22)])
+token_step = st.tuples(st.lists(chunk, min_size=1, max_size=6).map(lambda cs: sum(cs, ())),
+                       st.lists(st.integers(20, 22), min_size=0, max_size=6).map(tuple))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(token_step, min_size=2, max_size=4), scope=st.sampled_from(["run", "global"]))
+def test_measured_reuse_equals_the_analyzer_on_any_token_trace(tiny, steps, scope):
+    # GIVEN any short token-id trace (two runs when there are more than two steps)
+    trace = Trace.from_steps([
+        Step(run_id="a" if i < 2 else "b", step_id=str(i), start_unix_s=float(i),
+             prompt=Prompt(token_ids=p, tokenizer="t"), output=Output(token_ids=o))
+        for i, (p, o) in enumerate(steps)])
+    # WHEN replayed with an unbounded cache
+    result = replay(trace, model=tiny, scope=scope, warmup_runs=0)
+    # THEN every step reuses exactly what the analyzer predicts, and outputs agree
+    assert [s.reuse.reused_tokens for s in result.steps] == [s.predicted_reused_tokens for s in result.steps]
+    assert result.comparison.equal
