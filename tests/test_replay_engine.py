@@ -83,6 +83,8 @@ def test_reuse_prefills_fewer_tokens_and_gives_the_same_outputs(tiny):
     assert result.options.timer == "perf_counter"
     assert all(s.cold.prefill_ms > 0 and s.cold.ttft_ms >= s.cold.prefill_ms for s in result.steps)
     json.dumps(result.to_dict())
+    df = result.steps_df
+    assert len(df) == 4 and (df["reuse_reused_tokens"] == df["predicted_reused_tokens"]).all()
 
 
 def test_run_scope_keeps_runs_apart_and_global_scope_shares_the_cache(tiny):

@@ -11,8 +11,7 @@ Public API (torch and transformers are imported only when a replay runs or a mod
 
 from __future__ import annotations
 
-from typing import Any
-
+from profiler.replay.engine import MODES, TOLERANCES, replay
 from profiler.replay.models import PRESETS, LoadedModel, ModelInfo, load_model
 from profiler.replay.radix import FIFOPolicy, LRUPolicy, PrefixMatch, RadixCache
 from profiler.replay.result import (
@@ -30,14 +29,9 @@ from profiler.replay.result import (
 from profiler.replay.sequences import SequenceBuilder, StepSequence, Vocabulary, map_token_ids
 
 
-def replay(*args: Any, **kwargs: Any) -> ReplayResult:
-    """Replay traces cold and/or with KV reuse; see `profiler.replay.engine.replay`."""
-    from profiler.replay.engine import replay as _replay
-
-    return _replay(*args, **kwargs)
-
-
 __all__ = [
+    "MODES",
+    "TOLERANCES",
     "PRESETS",
     "REPLAY_SCHEMA",
     "Check",

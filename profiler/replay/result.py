@@ -16,8 +16,11 @@ is therefore a little smaller than the fraction of prefill tokens it saves.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPLAY_SCHEMA = "ctxprof.replay/1"
 
@@ -217,6 +220,25 @@ class ReplayResult:
     evicted_tokens: int
     traces: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    @property
+    def steps_df(self) -> "pd.DataFrame":
+        """One row per step: the step's figures, then each mode's as `cold_*` / `reuse_*` columns."""
+        import pandas as pd
+
+        mode_cols = [f.name for f in fields(ModeStep) if f.name != "output_ids"]
+        rows = []
+        for s in self.steps:
+            row: dict[str, Any] = {k: getattr(s, k) for k in (
+                "run_id", "step_id", "name", "index", "token_source", "prompt_tokens", "output_tokens",
+                "predicted_reused_tokens", "analyzer_prefix_reused_tokens")}
+            for mode in ("cold", "reuse"):
+                m = getattr(s, mode)
+                row.update({f"{mode}_{c}": None if m is None else getattr(m, c) for c in mode_cols})
+            row["max_abs_logit_diff"] = None if s.check is None else s.check.max_abs_logit_diff
+            row["outputs_equal"] = None if s.check is None else s.check.equal
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
