@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "profiler.cli.import_cmd",
     "profiler.cli.run_cmd",
     "profiler.cli.export_cmd",
+    "profiler.cli.replay_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
