@@ -21,7 +21,7 @@ import numpy as np
 from profiler.errors import ProfilerError
 from profiler.reuse import BlockReuseIndex, ReuseIndex, namespace_salt, _Powers
 from profiler.tokens import StepTokenizer
-from profiler.trace.model import Step, Trace, step_order_key
+from profiler.trace.model import Step, Trace, ordered_llm_steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -243,16 +243,7 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     tok = tokenizer or StepTokenizer()
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
 
-    # Global order: start time, then file order (trace index, position in file).
-    # Steps read from a file break ties by line; steps built in memory by their order in the trace.
-    ordered: list[tuple[tuple[float, int, int], int, Step]] = []
-    for ti, trace in enumerate(trace_list):
-        for position, step in enumerate(trace.steps):
-            if step.kind != "llm":
-                continue
-            key = step_order_key(step, step.line if step.line is not None else position)
-            ordered.append(((key[0], ti, key[1]), ti, step))
-    ordered.sort(key=lambda item: item[0])
+    ordered = ordered_llm_steps(trace_list)
 
     with _gc_paused():
         return _analyze_ordered(trace_list, ordered, options, tok, warnings)
@@ -271,14 +262,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[tuple[float, int, int], int, Step]],
+def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
                      options: AnalysisOptions, tok: StepTokenizer, warnings: list[str]) -> Analysis:
     powers = _Powers()
     scopes: dict[Any, _Scope] = {}
     results: dict[tuple[int, str, str], StepMetrics] = {}
     ordinal_ids: list[tuple[str, str]] = []
     no_content: list[str] = []
-    for ordinal, (_, ti, step) in enumerate(ordered):
+    for ordinal, (ti, step) in enumerate(ordered):
         scope_key = (ti, step.run_id) if options.scope == "run" else None
         state = scopes.get(scope_key)
         if state is None:

@@ -46,7 +46,7 @@ from profiler.errors import ConfigError
 from profiler.pricing import ModelPrice, PriceTable
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
 from profiler.tokens import StepTokenizer, render_content, render_tools
-from profiler.trace.model import Step, Trace, step_order_key
+from profiler.trace.model import Step, Trace, ordered_llm_steps
 
 PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
 SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"
@@ -382,19 +382,6 @@ def _output_tokens(step: Step, tok: StepTokenizer) -> int:
     return step.output.num_tokens or 0
 
 
-def _ordered_llm_steps(traces: list[Trace]) -> list[tuple[int, Step]]:
-    ordered = []
-    for ti, trace in enumerate(traces):
-        for run in trace.runs:
-            for si, step in enumerate(run.steps):
-                if step.kind != "llm":
-                    continue
-                key = step_order_key(step, step.line if step.line is not None else si)
-                ordered.append(((key[0], ti, key[1]), ti, step))
-    ordered.sort(key=lambda item: item[0])
-    return [(ti, step) for _, ti, step in ordered]
-
-
 def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: list[tuple[int, float]],
                 output: int, provider: str) -> float | None:
     if price is None or price.input_usd_per_mtok is None or price.output_usd_per_mtok is None:
@@ -462,7 +449,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
     refused: list[str] = []
     unpriced: dict[str, int] = {}
     last_time = 0.0
-    for ti, step in _ordered_llm_steps(trace_list):
+    for ti, step in ordered_llm_steps(trace_list):
         now = step.start_unix_s if step.start_unix_s is not None else last_time
         last_time = now
         reported = step.usage.cache_read_tokens

@@ -46,7 +46,7 @@ from profiler.replay.result import (
     prefill_flops,
 )
 from profiler.replay.sequences import SequenceBuilder, StepSequence
-from profiler.trace.model import Output, Prompt, Step, Trace, step_order_key
+from profiler.trace.model import Output, Prompt, Step, Trace, ordered_llm_steps
 
 MODES = ("cold", "reuse", "both")
 SCOPES = ("run", "global")
@@ -423,16 +423,7 @@ def _ordered(traces: list[Trace], scope: str) -> list[tuple[int, Step]]:
     """LLM steps in the analyzer's order for `scope` (see `profiler.analysis.analyze`)."""
     if scope == "run":
         return [(ti, s) for ti, t in enumerate(traces) for r in t.runs for s in r.steps if s.kind == "llm"]
-    keyed = []
-    for ti, trace in enumerate(traces):
-        for run in trace.runs:
-            for si, step in enumerate(run.steps):
-                if step.kind != "llm":
-                    continue
-                key = step_order_key(step, step.line if step.line is not None else si)
-                keyed.append(((key[0], ti, key[1]), ti, step))
-    keyed.sort(key=lambda item: item[0])
-    return [(ti, s) for _, ti, s in keyed]
+    return ordered_llm_steps(traces)
 
 
 def _subset(traces: list[Trace], chosen: list[_Item], token_space: str | None) -> list[Trace]:

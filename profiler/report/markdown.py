@@ -41,7 +41,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int
 def _cut(rows: list[list[str]], limit: int, what: str) -> tuple[list[list[str]], list[str]]:
     if len(rows) <= limit:
         return rows, []
-    return rows[:limit], [f"", f"_{len(rows) - limit} more {what} not shown; `ctxprof report -o "
+    return rows[:limit], ["", f"_{len(rows) - limit} more {what} not shown; `ctxprof report -o "
                                f"report.html` or `--format json` has them all._"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from profiler.errors import TraceFormatError
 
@@ -426,6 +426,21 @@ class Run:
 def step_order_key(step: Step, file_index: int) -> tuple[float, int]:
     """Steps are ordered by start time, ties (and missing times) by their order in the file."""
     return (step.start_unix_s if step.start_unix_s is not None else -math.inf, file_index)
+
+
+def ordered_llm_steps(traces: "Sequence[Trace]") -> list[tuple[int, Step]]:
+    """Every LLM step of `traces` as `(trace index, step)`, in the one order the whole project uses:
+    start time, then trace, then file order (the line for steps read from a file, the position in the
+    trace for steps built in memory)."""
+    keyed = []
+    for ti, trace in enumerate(traces):
+        for position, step in enumerate(trace.steps):
+            if step.kind != "llm":
+                continue
+            start, tie = step_order_key(step, step.line if step.line is not None else position)
+            keyed.append(((start, ti, tie), ti, step))
+    keyed.sort(key=lambda item: item[0])
+    return [(ti, step) for _, ti, step in keyed]
 
 
 @dataclass(frozen=True)
