@@ -10,4 +10,6 @@ and timestamps where the source has them, and records what it had to reconstruct
 from __future__ import annotations
 
 # format name -> "module:function"
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "mooncake": "profiler.importers.mooncake:import_mooncake",
+}
