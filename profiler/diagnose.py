@@ -310,7 +310,7 @@ def _show(decode, ids: np.ndarray) -> str:
     return decode([int(i) for i in ids])
 
 
-def _short(text: str, offset: int, *, cut_before: bool, before: int = 30, after: int = 50) -> str:
+def _short(text: str, offset: int, *, cut_before: bool, before: int = 40, after: int = 50) -> str:
     """`text` around character `offset`, newlines shown as \\n, with an ellipsis where it was cut
     (`cut_before`: the text itself starts inside the prompt)."""
     start = max(0, offset - before)
@@ -320,7 +320,7 @@ def _short(text: str, offset: int, *, cut_before: bool, before: int = 30, after:
 
 
 class _RunDiagnoser:
-    CONTEXT_TOKENS = 12  # decoded before the break (shared by both sides)
+    CONTEXT_TOKENS = 16  # decoded before the break (shared by both sides)
     DIFF_TOKENS = 24  # decoded after it
 
     def __init__(self, tok: StepTokenizer, min_repeat: int, min_tokens_lost: int) -> None:

@@ -29,6 +29,7 @@ app = typer.Typer(
 # Modules that define subcommands (each decorates functions with `@app.command`).
 COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
+    "profiler.cli.diagnose_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
