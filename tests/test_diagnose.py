@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,27 +244,42 @@ def test_timestamp_sample_names_the_timestamp_and_the_saving():
     assert f.usd_lost == pytest.approx(repeated * 1.25 / 1e6)
 
 
-def test_cli_diagnose_json(tmp_path):
+def _cli(argv: list[str]) -> int:
+    from profiler.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+def test_cli_diagnose_json(tmp_path, capsys):
     # GIVEN a trace file with the timestamp problem
     path = tmp_path / "t.jsonl"
     write_trace(conversation(lambda i: f"Now: 2025-11-24T16:0{i}:00Z\n{DOC}"), path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # WHEN `ctxprof diagnose --format json` runs
-    proc = subprocess.run([sys.executable, "-m", "profiler", "diagnose", str(path), "--format", "json"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    code = _cli(["diagnose", str(path), "--format", "json"])
     # THEN it exits 0 and names the timestamp (dollars are known only where a price table is installed)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
     assert data["schema"] == "ctxprof.diagnosis/1"
     finding = data["findings"][0]
     assert finding["kind"] == "dynamic_value" and finding["occurrences"] == 2
     assert finding["usd_lost"] is None or finding["usd_lost"] > 0
 
 
-def test_cli_diagnose_bad_trace_is_exit_2(tmp_path):
+def test_cli_diagnose_table_to_a_file(tmp_path, capsys):
+    path, report = tmp_path / "t.jsonl", tmp_path / "out" / "report.txt"
+    write_trace(conversation(lambda i: f"Now: 2025-11-24T16:0{i}:00Z\n{DOC}"), path)
+    assert _cli(["diagnose", str(path), "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "dynamic_value" in text and "fix:" in text and "timestamp" in text
+    assert f"Wrote {report}" in capsys.readouterr().err
+
+
+def test_cli_diagnose_bad_trace_is_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "profiler", "diagnose", str(bad)], capture_output=True,
-                          text=True, env=env, cwd=tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert _cli(["diagnose", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and "Traceback" not in err
