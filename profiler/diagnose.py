@@ -218,6 +218,12 @@ def _structural_cause(step: Step, source: Step) -> _Cause:
                       "make the repeated part of the prompt byte-identical to what earlier steps sent",
                       "rendering")
     where = _where_message(k, b_msgs[k])
+    answered = source.output.message is not None or source.output.text is not None
+    if answered and k == len(a_msgs) - 1 and str(b_msgs[k].get("role")) == "assistant":
+        return _Cause("rewritten_history", where,
+                      f"{where} is the earlier step's answer, sent back in another form than the model "
+                      "returned it (e.g. re-serialised tool calls, stripped or added fields)",
+                      "send the assistant's answer back exactly as it was returned", "answer re-serialised")
     a_later, b_later = a_keys[k] in b_keys[k + 1:], b_keys[k] in a_keys[k + 1:]
     if a_later and b_later:
         return _Cause("reordered", where, f"earlier messages are sent in another order from {where} on",
@@ -472,7 +478,9 @@ def _usd(prices: PriceLookup | None, step: Step, tokens: int) -> float | None:
 def _group(occurrences: Sequence[_Occurrence], prices: PriceLookup | None) -> list[Finding]:
     groups: dict[tuple[str, str, str], list[_Occurrence]] = {}
     for occ in occurrences:
-        groups.setdefault((occ.cause.kind, occ.cause.where, occ.cause.label), []).append(occ)
+        # "message 6 (assistant)" and "message 8 (assistant)" are the same cause at a later turn
+        where = re.sub(r"^message \d+ ", "message ", occ.cause.where)
+        groups.setdefault((occ.cause.kind, where, occ.cause.label), []).append(occ)
     findings = []
     for items in groups.values():
         first = items[0]

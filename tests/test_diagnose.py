@@ -199,6 +199,24 @@ def test_a_dropped_earlier_message_is_rewritten_history():
     assert "dropped" in f.detail
 
 
+def test_an_answer_sent_back_in_another_form_is_rewritten_history():
+    # GIVEN a step whose tool call comes back in the next prompt re-serialised (an extra field)
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    answer = {"role": "assistant", "content": "Checking.", "tool_calls": [call]}
+    resent = {**answer, "tool_calls": [{**call, "index": 0}]}
+    s0 = Step(run_id="r", step_id="r-0", model="gpt-4o", start_unix_s=1.0,
+              prompt=Prompt(messages=(sys_msg(DOC), user("Ticket 3."))), output=Output(message=answer))
+    s1 = step(1, [sys_msg(DOC), user("Ticket 3."), resent,
+                  {"role": "tool", "tool_call_id": "call_1", "content": DOC[:600]}], "Done.")
+    s2 = step(2, [sys_msg(DOC), user("Ticket 3."), resent,
+                  {"role": "tool", "tool_call_id": "call_1", "content": DOC[:600]}, assistant("Done."),
+                  user("Thanks, and order B?")], "Looking.")
+    # WHEN diagnosed THEN step 1 is found (step 2 continues step 1 exactly)
+    f, = diagnose(Trace.from_steps([s0, s1, s2]), min_tokens_lost=1).findings
+    assert (f.kind, f.where, f.step_id) == ("rewritten_history", "message 2 (assistant)", "r-1")
+    assert "answer" in f.detail and "exactly as it was returned" in f.fix
+
+
 def test_a_model_change_loses_the_prefix_the_other_model_had():
     # GIVEN the same growing chat, with the second step on another model of the same tokenizer
     trace = conversation(lambda i: DOC, turns=2, model_for=lambda i: ["gpt-4o", "gpt-4o-mini"][i])
