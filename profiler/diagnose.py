@@ -43,7 +43,7 @@ import numpy as np
 
 from profiler.analysis import Analysis
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
-from profiler.tokens import StepTokenizer, render_message_body, render_tools
+from profiler.tokens import StepTokenizer, render_message_body
 from profiler.trace.model import Run, Step, Trace
 
 DIAGNOSIS_SCHEMA = "ctxprof.diagnosis/1"

@@ -362,7 +362,7 @@ class _Tally:
 
 
 def _engine_block_size(steps: Sequence[Step], requested: int) -> int:
-    sizes = {s.prompt.block_size for s in steps if s.prompt.level == "hashes"}
+    sizes = {s.prompt.block_size or requested for s in steps if s.prompt.level == "hashes"}
     if len(sizes) > 1:
         raise ProfilerError(f"the traces' block hashes use different block sizes ({sorted(sizes)}); "
                             "simulate them separately")
