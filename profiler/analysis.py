@@ -11,9 +11,10 @@ them. Tool steps (kind "tool") carry no prompt and are left out of token metrics
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+import contextlib
+import gc
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -243,16 +244,35 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
 
     # Global order: start time, then file order (trace index, position in file).
+    # Steps read from a file break ties by line; steps built in memory by their order in the trace.
     ordered: list[tuple[tuple[float, int, int], int, Step]] = []
     for ti, trace in enumerate(trace_list):
-        for ri, run in enumerate(trace.runs):
-            for si, step in enumerate(run.steps):
-                if step.kind != "llm":
-                    continue
-                key = step_order_key(step, step.line if step.line is not None else si)
-                ordered.append(((key[0], ti, key[1]), ti, step))
+        for position, step in enumerate(trace.steps):
+            if step.kind != "llm":
+                continue
+            key = step_order_key(step, step.line if step.line is not None else position)
+            ordered.append(((key[0], ti, key[1]), ti, step))
     ordered.sort(key=lambda item: item[0])
 
+    with _gc_paused():
+        return _analyze_ordered(trace_list, ordered, options, tok, warnings)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The indexes allocate many small long-lived objects and no cycles; Python's cyclic collector
+    would rescan all of them again and again, making the analysis superlinear in its size."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[tuple[float, int, int], int, Step]],
+                     options: AnalysisOptions, tok: StepTokenizer, warnings: list[str]) -> Analysis:
     powers = _Powers()
     scopes: dict[Any, _Scope] = {}
     results: dict[tuple[int, str, str], StepMetrics] = {}
@@ -271,24 +291,18 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
                         "their input tokens come from reported usage and count as novel")
     if tok.approximate_models:
         warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
-                        + f": token counts use {tok._default_encoding} as an approximation")
+                        + f": token counts use {tok.default_encoding} as an approximation")
 
     runs = []
     for ti, trace in enumerate(trace_list):
         for run in trace.runs:
             metrics = [results[(ti, run.run_id, s.step_id)] for s in run.steps if s.kind == "llm"]
-            metrics = [_with_index(m, i) for i, m in enumerate(metrics)]
+            metrics = [replace(m, index=i) for i, m in enumerate(metrics)]
             runs.append(RunAnalysis(run_id=run.run_id, workflow=run.workflow, trace=trace.path,
                                     steps=tuple(metrics), totals=Totals.of(metrics)))
     all_steps = [s for r in runs for s in r.steps]
     return Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
                     warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list))
-
-
-def _with_index(m: StepMetrics, index: int) -> StepMetrics:
-    from dataclasses import replace
-
-    return replace(m, index=index)
 
 
 def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,
@@ -317,7 +331,7 @@ def _analyze_step(step: Step, ordinal: int, state: _Scope, tok: StepTokenizer,
         seq = np.concatenate([prompt, output]) if output.size else prompt
         hashes = state.tokens.hashes(seq, namespace_salt(namespace))
         match = state.tokens.match(int(prompt.size), hashes)
-        state.tokens.insert(hashes, ordinal, reused_prefix=match.prefix)
+        state.tokens.insert(hashes, ordinal, match)
         input_tokens = int(prompt.size)
         output_tokens = int(output.size) if output.size or step.output.num_tokens is None else (
             step.output.num_tokens)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -90,9 +91,12 @@ def _load_from_bpe_openai(name: str) -> Any:
 
     url, expected = _TIKTOKEN_FILES[name]
     try:
-        from importlib.resources import files
-
-        data = gzip.decompress((files("bpe_openai") / "data" / f"{name}.tiktoken.gz").read_bytes())
+        # Locate the file without importing bpe_openai: its import builds every encoding it ships.
+        spec = importlib.util.find_spec("bpe_openai")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("bpe_openai is not installed")
+        package_dir = Path(next(iter(spec.submodule_search_locations)))
+        data = gzip.decompress((package_dir / "data" / f"{name}.tiktoken.gz").read_bytes())
     except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
         raise TokenizerError(
             f"encoding {name!r} is not available offline: tiktoken has no cached copy and the "
@@ -187,6 +191,49 @@ class TiktokenTokenizer:
         return self._enc.n_vocab
 
 
+class HFTokenizer:
+    """A local Hugging Face tokenizer (`hf:<directory>`), rendering chats with its own chat template.
+
+    Loaded with `local_files_only=True`: nothing is downloaded. Needs `transformers`.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = f"hf:{path}"
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise TokenizerError(f"tokenizer {self.name!r} needs transformers: pip install 'ctxprof[replay]'") from None
+        try:
+            self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise TokenizerError(f"cannot load the Hugging Face tokenizer in {path!r} ({e}); give a local "
+                                 "directory with tokenizer files (nothing is downloaded)") from None
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self._tok, "chat_template", None))
+
+    def render_chat(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None,
+                    ) -> list[int]:
+        ids = self._tok.apply_chat_template([dict(m) for m in messages],
+                                            tools=None if not tools else [dict(t) for t in tools],
+                                            add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, Mapping):  # newer transformers return a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)
+
+
 def _digest(obj: Any) -> bytes:
     if isinstance(obj, str):
         raw = obj.encode("utf-8", "surrogatepass")
@@ -264,6 +311,17 @@ class StepTokenizer:
         self.texts_tokenized = 0  # distinct pieces actually sent to a tokenizer (for tests/benchmarks)
 
     def _by_model(self, step: Step) -> TextTokenizer:
+        named = step.prompt.tokenizer
+        if named:
+            # The trace names the tokenizer: a tiktoken encoding or a local Hugging Face one.
+            tok = self._tokenizers.get(named)
+            if tok is None:
+                if named.startswith("hf:"):
+                    tok = HFTokenizer(named[3:])
+                else:
+                    tok = TiktokenTokenizer(named)
+                self._tokenizers[named] = tok
+            return tok
         name, exact = encoding_for_model(step.model)
         if not step.model or not exact:
             name = self._default_encoding
@@ -273,6 +331,10 @@ class StepTokenizer:
         if tok is None:
             tok = self._tokenizers[name] = TiktokenTokenizer(name)
         return tok
+
+    @property
+    def default_encoding(self) -> str:
+        return self._default_encoding
 
     def tokenizer(self, step: Step) -> TextTokenizer:
         return self._tokenizer_for(step)
@@ -313,6 +375,16 @@ class StepTokenizer:
         tok = self.tokenizer(step)
         if prompt.messages is None:
             return self._encode_text(tok, prompt.text or "")
+        if isinstance(tok, HFTokenizer) and tok.has_chat_template:
+            # A model's own template can depend on the whole conversation: memoize whole prompts.
+            key = (tok.name + "/chat", _digest([list(prompt.messages), list(prompt.tools or ())]))
+            ids = self._memo.get(key)
+            if ids is None:
+                self.texts_tokenized += 1
+                ids = np.asarray(tok.render_chat(prompt.messages, prompt.tools), dtype=np.int64)
+                ids.setflags(write=False)
+                self._memo[key] = ids
+            return ids
         parts: list[np.ndarray] = []
         if prompt.tools:
             parts += self._block(tok, "tools", render_tools(prompt.tools))
@@ -333,15 +405,7 @@ class StepTokenizer:
             return self._encode_text(tok, output.text or "")
         message = output.message if output.message is not None else {"role": "assistant",
                                                                       "content": output.text}
+        if isinstance(tok, HFTokenizer):
+            return self._encode_text(tok, render_message_body(message))
         _, end = self._specials(tok)
         return np.concatenate([self._encode_text(tok, render_message_body(message)), end])
-
-    def count_output_tokens(self, step: Step) -> int:
-        """Output length: from the content when there is any, else the recorded count."""
-        if step.output.token_ids is not None or step.output.message is not None or (
-                step.output.text is not None):
-            if step.prompt.level in ("text", "tokens"):
-                return int(self.output_tokens(step).size)
-        if step.output.num_tokens is not None:
-            return step.output.num_tokens
-        return step.usage.output_tokens or 0

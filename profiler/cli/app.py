@@ -29,6 +29,8 @@ app = typer.Typer(
 # Modules that define subcommands (each decorates functions with `@app.command`).
 COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
+    "profiler.cli.check_cmd",
+    "profiler.cli.diff_cmd",
     "profiler.cli.diagnose_cmd",
 ]
 
@@ -54,6 +56,24 @@ def _register() -> None:
         importlib.import_module(name)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error class: typer >= 0.20 vendors click, older versions use the package."""
+    classes: list[type[Exception]] = []
+    try:
+        from typer._click.exceptions import ClickException as vendored
+
+        classes.append(vendored)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        classes.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
@@ -70,13 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err_console.print("Aborted.")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+    except _usage_errors() as e:
+        # Bad options or arguments: the usage line and the problem, exit 2 (as click does).
+        e.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
     sys.exit(0)

@@ -1,0 +1,145 @@
+"""`ctxprof check` (budgets and baseline regressions, for CI) and `ctxprof baseline`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from profiler.cli.app import app, err_console
+from profiler.cli.common import FORCE_OPT, OUTPUT_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.errors import CheckFailed, ConfigError
+
+
+class Scope(str, Enum):
+    run = "run"
+    global_ = "global"
+
+
+SCOPE_OPT = typer.Option(None, "--scope",
+                         help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "
+                              "scope of the budgets file, else 'run').")
+PRICES_OPT = typer.Option(None, "--prices", help="Price file to use instead of the built-in price table.")
+
+
+def _warn(messages: object) -> None:
+    for w in messages:  # type: ignore[attr-defined]
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+
+
+def _append_summary(text: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        err_console.print(f"ctxprof: warning: cannot append to $GITHUB_STEP_SUMMARY ({path}): {e}",
+                          markup=False)
+
+
+@app.command("check")
+def check_command(
+    traces: list[Path] = TRACES_ARG,
+    budget: Path = typer.Option(Path("ctxprof.toml"), "--budget", "-b",
+                                help="Budgets file (ctxprof.toml, or a pyproject.toml with \\[tool.ctxprof])."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                            help="Baseline JSON written by `ctxprof baseline`, for the "
+                                                 "\\[regression] limits."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown",
+                                            help="Also write the report as Markdown to this file "
+                                                 "(it is appended to $GITHUB_STEP_SUMMARY when set)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report."),
+    scope: Optional[Scope] = SCOPE_OPT,
+    prices: Optional[Path] = PRICES_OPT,
+    allow_unknown: bool = typer.Option(False, "--allow-unknown", "--allow-unknown-cost",
+                                       help="Let metrics that cannot be known (costs without prices, "
+                                            "workflows missing from the baseline) pass."),
+) -> None:
+    """Check traces against budgets and a baseline; exit 1 when a limit is exceeded.
+
+    Exit codes: 0 every limit holds, 1 a budget or regression limit failed (or a value is unknown
+    and --allow-unknown is not given), 2 unusable input (budgets, baseline or trace).
+    """
+    from profiler.analysis import analyze
+    from profiler.check import METRICS, Baseline, Budgets, apply_prices, check
+    from profiler.reporters.check_report import (check_table, describe_row, github_annotations,
+                                                 summary_line, write_junit, write_markdown)
+
+    budgets = Budgets.from_file(budget)
+    base = Baseline.from_file(baseline) if baseline is not None else None
+    loaded = load_all(traces)
+    chosen_scope = (scope.value if scope is not None
+                    else base.scope if base is not None
+                    else budgets.scope or "run")
+    kwargs = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
+    analysis = analyze(loaded, scope=chosen_scope, **kwargs)
+    _warn(analysis.warnings)
+    if any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits):
+        analysis, price_warnings = apply_prices(analysis, loaded, prices)
+        _warn(price_warnings)
+    result = check(analysis, budgets, base, allow_unknown=True if allow_unknown else None)
+    _warn(result.warnings)
+
+    # Without a terminal (CI logs) rich would wrap the table at 80 columns.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    Console(highlight=False, width=160 if wide else None).print(check_table(result))
+    if markdown is not None:
+        with output_stream(markdown) as stream:
+            write_markdown(result, stream)
+        wrote(markdown)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        import io
+
+        buf = io.StringIO()
+        write_markdown(result, buf)
+        _append_summary(buf.getvalue())
+    if junit is not None:
+        with output_stream(junit) as stream:
+            write_junit(result, stream)
+        wrote(junit)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(result, workspace=os.environ.get("GITHUB_WORKSPACE")):
+            typer.echo(line)
+    if not result.passed:
+        details = "; ".join(describe_row(r) for r in result.failures)
+        raise CheckFailed(f"check failed: {summary_line(result)}: {details}")
+
+
+@app.command("baseline")
+def baseline_command(
+    traces: list[Path] = TRACES_ARG,
+    output: Optional[Path] = OUTPUT_OPT,
+    force: bool = FORCE_OPT,
+    scope: Scope = typer.Option(Scope.run, "--scope", help="'run' or 'global' reuse scope."),
+    block_size: int = typer.Option(16, "--block-size", min=1, help="Block size (tokens)."),
+    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
+                                   help="Shortest run of tokens that counts as repeated context."),
+    prices: Optional[Path] = PRICES_OPT,
+) -> None:
+    """Record the per-run metrics of traces as a baseline for `ctxprof check --baseline`."""
+    from profiler.analysis import analyze
+    from profiler.check import apply_prices, make_baseline
+    from profiler.reporters.console import write_json
+
+    if output is not None and str(output) != "-" and output.exists() and not force:
+        raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
+    loaded = load_all(traces)
+    analysis = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    _warn(analysis.warnings)
+    analysis, price_warnings = apply_prices(analysis, loaded, prices)
+    _warn(price_warnings)
+    baseline = make_baseline(analysis)
+    if not baseline.workflows:
+        raise ConfigError("the traces hold no runs; nothing to record as a baseline")
+    with output_stream(output, force=True) as stream:
+        write_json(baseline.to_dict(), stream)
+    if output is not None and str(output) != "-":
+        runs = sum(w.runs for w in baseline.workflows.values())
+        typer.echo(f"Wrote {output} ({len(baseline.workflows)} workflow(s), {runs} run(s))", err=True)
