@@ -42,6 +42,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from profiler.analysis import Analysis
+from profiler.errors import ProfilerError
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
 from profiler.tokens import StepTokenizer, render_message_body
 from profiler.trace.model import Run, Step, Trace
@@ -305,9 +306,13 @@ def _lcp(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def _decoder(tok: StepTokenizer, step: Step):
-    if step.prompt.level != "text":
+    """The step's tokenizer's `decode`, or None (token ids of an unnamed or unavailable tokenizer)."""
+    if step.prompt.level == "tokens" and not step.prompt.tokenizer:
         return None
-    return getattr(tok.tokenizer(step), "decode", None)
+    try:
+        return getattr(tok.tokenizer(step), "decode", None)
+    except ProfilerError:
+        return None
 
 
 def _show(decode, ids: np.ndarray) -> str:
@@ -356,7 +361,7 @@ class _RunDiagnoser:
             reuse = same.setdefault((step.model, ns), ReuseIndex(self.k, self.powers))
             hashes = reuse.hashes(seq, namespace_salt(f"{ns}|{step.model}"))
             match = reuse.match(int(prompt.size), hashes)
-            reuse.insert(hashes, ordinal, reused_prefix=match.prefix)
+            reuse.insert(hashes, ordinal, match)
             occurrence = None
             if cross_model:
                 occurrence = self._model_change(run, index, step, ordinal, prompt, seq, ns, match.prefix,
@@ -392,11 +397,11 @@ class _RunDiagnoser:
                 continue
             s = np.concatenate([p, o]) if o.size else p
             h = index_x.hashes(s, salt)
-            index_x.insert(h, j, reused_prefix=0)
+            index_x.insert(h, j)
             members.append(j)
         h = index_x.hashes(seq, salt)
         match = index_x.match(int(prompt.size), h)
-        index_x.insert(h, ordinal, reused_prefix=match.prefix)
+        index_x.insert(h, ordinal, match)
         members.append(ordinal)
         if match.prefix_source is None or match.prefix - same_prefix < self.min_lost:
             return None

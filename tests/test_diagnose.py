@@ -301,3 +301,22 @@ def test_cli_diagnose_bad_trace_is_exit_2(tmp_path, capsys):
     assert _cli(["diagnose", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl" in err and "Traceback" not in err
+
+
+def test_token_id_traces_are_diagnosed_with_ids_or_decoded_text():
+    # GIVEN token-id steps: step 1 changes token 3 and repeats the 100 tokens after it
+    body = list(range(1000, 1100))
+    def tstep(i, ids, tokenizer):
+        return Step(run_id="t", step_id=f"t-{i}", model="m", start_unix_s=float(i),
+                    prompt=Prompt(token_ids=tuple(ids), tokenizer=tokenizer))
+    for tokenizer, shown in ((None, "[7, 8, 9"), ("o200k_base", None)):
+        trace = Trace.from_steps([tstep(0, [7, 8, 9, 1] + body, tokenizer),
+                                  tstep(1, [7, 8, 9, 2] + body, tokenizer)])
+        f, = diagnose(trace).findings
+        # THEN the break is at token 3, the 100 repeated tokens are lost, and the text is shown as
+        # ids without a tokenizer, decoded with one
+        assert (f.kind, f.token_position, f.tokens_lost) == ("other", 3, 100)
+        if shown:
+            assert f.before_text.startswith(shown) and f.after_text.startswith(shown)
+        else:
+            assert "[" not in f.before_text[:3]
