@@ -286,3 +286,25 @@ def test_mooncake_synthetic_trace_ideal_and_sweep():
     hits = [r.hit_tokens for r in sim.results]
     assert hits == sorted(hits)
     assert hits[-1] == sim.ideal_hit_tokens and sim.results[-1].evicted_blocks == 0
+
+
+def test_render_and_to_dict():
+    import io
+    import json
+
+    from rich.console import Console
+
+    from profiler.reporters.engine_cache import render
+
+    trace = make_trace([token_step(0, list(range(40))), token_step(1, list(range(40)))])
+    sim = simulate_engine(trace, [16, None], block_size=4)
+    stream = io.StringIO()
+    render(sim, Console(file=stream, width=120))
+    text = stream.getvalue()
+    # capacities sorted, the unbounded row last, summary line with the ideal
+    assert text.index(" 16 ") < text.index("unbounded")
+    assert "40 of" not in text and "an unbounded cache serves 40 (50.0%" in text
+    data = json.loads(json.dumps(sim.to_dict()))
+    assert data["schema"] == "ctxprof.engine_cache/1"
+    assert [r["capacity_tokens"] for r in data["results"]] == [16, None]
+    assert data["ideal_hit_tokens"] == 40 and data["total_prompt_tokens"] == 80
