@@ -15,7 +15,7 @@ from profiler.errors import ProfilerError, TraceFormatError  # noqa: E402
 from profiler.trace import Run, Step, Trace, load_trace  # noqa: E402
 
 __all__ = ["ProfilerError", "Run", "Step", "Trace", "TraceFormatError", "__version__", "analyze",
-           "load_trace"]
+           "load_trace", "record", "step"]
 
 
 def analyze(*args: Any, **kwargs: Any) -> Any:
@@ -23,3 +23,17 @@ def analyze(*args: Any, **kwargs: Any) -> Any:
     from profiler.analysis import analyze as _analyze
 
     return _analyze(*args, **kwargs)
+
+
+def record(*args: Any, **kwargs: Any) -> Any:
+    """Record a workflow into a trace file; see `profiler.instrument.record`."""
+    from profiler.instrument import record as _record
+
+    return _record(*args, **kwargs)
+
+
+def step(*args: Any, **kwargs: Any) -> Any:
+    """Decorator recording a function as a step; see `profiler.instrument.step`."""
+    from profiler.instrument import step as _step
+
+    return _step(*args, **kwargs)

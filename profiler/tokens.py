@@ -409,3 +409,49 @@ class StepTokenizer:
             return self._encode_text(tok, render_message_body(message))
         _, end = self._specials(tok)
         return np.concatenate([self._encode_text(tok, render_message_body(message)), end])
+
+    def encode_text(self, step: Step, text: str) -> np.ndarray:
+        """`text` in the step's tokenizer, memoized like every rendered piece."""
+        return self._encode_text(self.tokenizer(step), text)
+
+    def prompt_blocks(self, step: Step) -> list[PromptBlock]:
+        """Where each block of a text prompt lies in `prompt_tokens(step)`: the tools block (label
+        "tools", when the prompt has tools), then one block per message (label "message", with its
+        index). A raw-text or token-id prompt, or one rendered by a model's own chat template, is a
+        single block labelled "text"."""
+        prompt = step.prompt
+        if prompt.level not in ("text", "tokens"):
+            return []
+        if prompt.level == "tokens" or prompt.messages is None:
+            return [PromptBlock("text", 0, 0, 0, int(self.prompt_tokens(step).size))]
+        tok = self.tokenizer(step)
+        if isinstance(tok, HFTokenizer) and tok.has_chat_template:
+            # A model's own chat template renders the prompt as a whole: no block positions.
+            return [PromptBlock("text", 0, 0, 0, int(self.prompt_tokens(step).size))]
+        blocks: list[PromptBlock] = []
+        pos = 0
+
+        def add(label: str, index: int, header: str, body: str) -> None:
+            nonlocal pos
+            start, header_ids, body_ids, end, newline = self._block(tok, header, body)
+            body_start = pos + start.size + header_ids.size
+            end_pos = body_start + body_ids.size + end.size + newline.size
+            blocks.append(PromptBlock(label, index, pos, body_start, end_pos))
+            pos = end_pos
+
+        if prompt.tools:
+            add("tools", 0, "tools", render_tools(prompt.tools))
+        for i, message in enumerate(prompt.messages or ()):
+            add("message", i, _role_header(message), render_message_body(message))
+        return blocks
+
+
+@dataclass(frozen=True)
+class PromptBlock:
+    """One block of a rendered prompt: tokens [start, end), its body beginning at `body_start`."""
+
+    label: str  # "tools", "message" or "text"
+    index: int  # message index for "message" blocks, else 0
+    start: int
+    body_start: int
+    end: int

@@ -8,6 +8,8 @@ Providers disagree on what "input tokens" means:
 - Anthropic: `input_tokens` *excludes* `cache_read_input_tokens` and `cache_creation_input_tokens`,
   which are reported beside it.
 - DeepSeek: `prompt_tokens` = `prompt_cache_hit_tokens` + `prompt_cache_miss_tokens`.
+- LiteLLM reshaping Anthropic: `prompt_tokens` includes cache reads and, depending on the LiteLLM
+  version, cache writes; a count too small to include them gets them added.
 - Gemini: `prompt_token_count` includes `cached_content_token_count`; `candidates_token_count`
   excludes `thoughts_token_count` (camelCase in REST responses).
 
@@ -23,12 +25,13 @@ from profiler.trace.model import Usage
 
 
 def _int(value: Any) -> int | None:
+    """A token count, or None for anything that is not a non-negative whole number."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
+        return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return int(value) if value >= 0 else None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
@@ -83,6 +86,10 @@ def normalize_usage(raw: Any, provider: str | None = None) -> Usage:
         candidates = _get(d, "candidates_token_count", "candidatesTokenCount")
         thoughts = _get(d, "thoughts_token_count", "thoughtsTokenCount")
         output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+        # Tokens of tool-use prompts (code execution, search) are billed as input beside the prompt.
+        tool_use = _get(d, "tool_use_prompt_token_count", "toolUsePromptTokenCount")
+        if prompt is not None and tool_use:
+            prompt += tool_use
         return Usage(input_tokens=prompt,
                      cache_read_tokens=_get(d, "cached_content_token_count", "cachedContentTokenCount"),
                      output_tokens=output, reasoning_tokens=thoughts)
@@ -96,13 +103,29 @@ def normalize_usage(raw: Any, provider: str | None = None) -> Usage:
             cache_write = (c5 or 0) + (c1 or 0)
 
     # OpenAI chat completions, LiteLLM, DeepSeek: prompt_tokens is inclusive.
-    if "prompt_tokens" in d:
+    hit, miss = _get(d, "prompt_cache_hit_tokens"), _get(d, "prompt_cache_miss_tokens")
+    prompt_tokens = _get(d, "prompt_tokens")
+    if prompt_tokens is None and hit is not None and miss is not None:
+        prompt_tokens = hit + miss  # DeepSeek: every prompt token is a cache hit or a miss
+    if prompt_tokens is not None or "prompt_tokens" in d:
         cache_read = _get(d, "prompt_tokens_details.cached_tokens", "prompt_cache_hit_tokens",
                           "cache_read_input_tokens")
         if cache_read == 0:
             # LiteLLM fills cached_tokens with 0 while the provider-specific field has the real figure.
             cache_read = max(cache_read, _get(d, "prompt_cache_hit_tokens", "cache_read_input_tokens") or 0)
-        return Usage(input_tokens=_get(d, "prompt_tokens"), cache_read_tokens=cache_read,
+        if cache_write is None:
+            cache_write = _get(d, "prompt_tokens_details.cache_creation_tokens")
+        input_tokens = prompt_tokens
+        # LiteLLM versions disagree on whether an Anthropic prompt_tokens includes cache writes (some
+        # add only cache reads; its Anthropic-messages logging path adds neither). When the count is
+        # too small to include them, add what is missing; when it is large enough it is taken as
+        # inclusive (the OpenAI convention), which is the case a prompt_tokens alone cannot disprove.
+        read, write = cache_read or 0, cache_write or 0
+        if input_tokens is not None and input_tokens < read:
+            input_tokens += read + write
+        elif input_tokens is not None and input_tokens < read + write:
+            input_tokens += write
+        return Usage(input_tokens=input_tokens, cache_read_tokens=cache_read,
                      cache_write_tokens=cache_write, output_tokens=_get(d, "completion_tokens"),
                      reasoning_tokens=_get(d, "completion_tokens_details.reasoning_tokens"))
 

@@ -140,9 +140,8 @@ def test_writer_appends_after_a_torn_line_without_corrupting(tmp_path):
     # WHEN a new writer appends a step
     with TraceWriter(path) as w:
         w.write_step(make_step("r", step_id="2", tokens=[1]))
-    # THEN the new step reads, and the torn line is now a bad line in the middle (reported, not lost silently)
-    with pytest.raises(TraceFormatError, match=":3: not valid JSON"):
-        load_trace(path)
+    # THEN the torn line is gone and both complete steps read back
+    assert [s.step_id for s in load_trace(path).steps] == ["1", "2"]
 
 
 def test_concurrent_writers_never_interleave(tmp_path):

@@ -1,2 +1,12 @@
-"""Cache simulators: what a serving engine's KV cache (`engine`) would have reused of a trace, given a
-finite capacity, a block size and an eviction policy. Pure Python: no GPU needed."""
+"""Cache simulators: what a provider's prompt cache (`providers`) or a serving engine's KV cache of
+finite capacity (`engine`) would have reused for the requests of a trace."""
+
+from profiler.cache_sim.providers import (
+    PROVIDERS,
+    ProviderSimulation,
+    ProviderStepResult,
+    ProviderTotals,
+    simulate_provider,
+)
+
+__all__ = ["PROVIDERS", "ProviderSimulation", "ProviderStepResult", "ProviderTotals", "simulate_provider"]

@@ -11,13 +11,17 @@ from rich.console import Console
 
 from profiler.analysis import analyze
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, price_table, wrote
 from profiler.reporters.console import print_analysis, write_csv, write_json
-
 
 class Scope(str, Enum):
     run = "run"
     global_ = "global"
+
+
+class Pricing(str, Enum):
+    default = "default"
+    none = "none"
 
 
 class Format(str, Enum):
@@ -36,6 +40,13 @@ def analyze_command(
                                    help="Block size (tokens) for block_reused_tokens, as vLLM's."),
     min_repeat: int = typer.Option(32, "--min-repeat", min=1,
                                    help="Shortest run of tokens that counts as repeated context."),
+    pricing: Pricing = typer.Option(Pricing.default, "--pricing",
+                                    help="'default': price steps with genai-prices (offline data); "
+                                         "'none': no cost columns."),
+    price_file: Optional[Path] = typer.Option(None, "--price-file",
+                                              help="TOML or JSON file of prices (USD per million "
+                                                   "tokens) looked up before genai-prices; see "
+                                                   "docs/costs-and-caches.md."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
@@ -43,10 +54,17 @@ def analyze_command(
 
     Columns: input_tokens, prefix_reused_tokens (reusable by a prefix cache), block_reused_tokens
     (the same in whole blocks), repeated_tokens (repeated outside the prefix), novel_tokens,
-    reported_cached_tokens (what the provider said it served from cache), redundancy_ratio.
+    reported_cached_tokens (what the provider said it served from cache), redundancy_ratio, and
+    with prices the costs in USD: actual (as billed), with no cache, with an ideal prefix cache, and
+    what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
     loaded = load_all(traces)
     result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    table = price_table(pricing.value, price_file)
+    if table is not None:
+        from profiler.cost import apply_costs
+
+        result = apply_costs(result, loaded, table)
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     with output_stream(output) as stream:

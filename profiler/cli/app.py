@@ -31,6 +31,12 @@ COMMAND_MODULES = [
     "profiler.cli.analyze_cmd",
     "profiler.cli.check_cmd",
     "profiler.cli.diff_cmd",
+    "profiler.cli.report_cmd",
+    "profiler.cli.simulate_cmd",
+    "profiler.cli.import_cmd",
+    "profiler.cli.run_cmd",
+    "profiler.cli.export_cmd",
+    "profiler.cli.replay_cmd",
     "profiler.cli.diagnose_cmd",
 ]
 
@@ -77,7 +83,10 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, prog_name="ctxprof", standalone_mode=False)
+        # With standalone_mode=False, click returns the code of a `typer.Exit(code)` instead of exiting.
+        code = app(args=argv, prog_name="ctxprof", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CheckFailed as e:
         if str(e):
             err_console.print(f"ctxprof: {e}", markup=False)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Iterator, Optional
 
 import typer
 
 from profiler.errors import ProfilerError
 from profiler.trace import Trace, load_trace
+
+if TYPE_CHECKING:
+    from profiler.pricing import PriceTable
 
 TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
                             show_default=False)
@@ -38,3 +41,14 @@ def output_stream(path: Optional[Path], force: bool = True) -> Iterator[IO[str]]
 def wrote(path: Optional[Path]) -> None:
     if path is not None and str(path) != "-":
         typer.echo(f"Wrote {path}", err=True)
+
+
+def price_table(pricing: str, price_file: Optional[Path]) -> "PriceTable | None":
+    """The price table the `--pricing` / `--price-file` options ask for (None: no pricing)."""
+    from profiler.pricing import PriceTable
+
+    if price_file is not None:
+        return PriceTable.from_file(price_file, fallback_to_default=pricing != "none")
+    if pricing == "none":
+        return None
+    return PriceTable.default()

@@ -11,5 +11,11 @@ from __future__ import annotations
 
 # format name -> "module:function"
 IMPORTERS: dict[str, str] = {
+    "openai-log": "profiler.importers.openai_logs:import_openai_logs",
+    "openhands": "profiler.importers.openhands:import_openhands",
+    "swe-agent": "profiler.importers.swe_agent:import_swe_agent",
+    "mini-swe-agent": "profiler.importers.swe_agent:import_mini_swe_agent",
+    "tau-bench": "profiler.importers.tau_bench:import_tau_bench",
+    "otel": "profiler.importers.otel:import_otlp",
     "mooncake": "profiler.importers.mooncake:import_mooncake",
 }

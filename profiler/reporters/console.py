@@ -71,10 +71,16 @@ def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Tabl
 
 def totals_line(totals: Totals, runs: int) -> str:
     reused = totals.prefix_reused_tokens + totals.repeated_tokens
-    return (f"{runs} run(s), {totals.steps} step(s): {totals.input_tokens:,} input tokens, "
+    line = (f"{runs} run(s), {totals.steps} step(s): {totals.input_tokens:,} input tokens, "
             f"{reused:,} of them ({totals.redundancy_ratio:.1%}) re-process earlier context "
             f"({totals.prefix_reused_tokens:,} as a reusable prefix, {totals.repeated_tokens:,} repeated "
             f"elsewhere)")
+    if totals.cost_actual_usd is not None:
+        line += (f". Spent {_fmt_cost(totals.cost_actual_usd)} (no cache: "
+                 f"{_fmt_cost(totals.cost_no_cache_usd)}, ideal prefix cache: "
+                 f"{_fmt_cost(totals.cost_ideal_usd)}); redundant input cost "
+                 f"{_fmt_cost(totals.cost_redundant_usd)} at full price")
+    return line
 
 
 LEGEND = ("prefix: prefix_reused_tokens (an ideal prefix cache could skip them); block: the same in "

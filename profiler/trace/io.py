@@ -62,11 +62,10 @@ class TraceWriter:
         if exists:
             # Validates the header (and refuses newer versions) before appending.
             next(iter_records(self.path), None)
+            self._drop_torn_line()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = _open_text(self.path, "a")
-        if exists:
-            self._terminate_torn_line()
-        else:
+        if not exists:
             from profiler import __version__
 
             header = header or TraceHeader()
@@ -76,14 +75,30 @@ class TraceWriter:
                 header = TraceHeader(**{**header.__dict__, "created_unix_s": time.time()})
             self.write(header.to_dict())
 
-    def _terminate_torn_line(self) -> None:
-        # A crashed writer may have left a torn line; start ours on a fresh line so it stays readable.
+    def _drop_torn_line(self) -> None:
+        """A crashed writer may have left a torn last line. Cut it off before appending: ended with a
+        newline it would become an unreadable line in the middle of the file (its record was lost
+        with the crash either way)."""
         if self.path.suffix == ".gz":
             return
-        with open(self.path, "rb") as f:
-            f.seek(-1, io.SEEK_END)
-            if f.read(1) != b"\n":
-                self.write_raw("")
+        with open(self.path, "rb+") as f:
+            end = f.seek(0, io.SEEK_END)
+            pos = end
+            while pos > 0:
+                start = max(0, pos - 65536)
+                f.seek(start)
+                chunk = f.read(pos - start)
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    cut = start + newline + 1
+                    if cut < end:
+                        f.seek(cut)
+                        if _is_record(f.read(end - cut)):
+                            f.write(b"\n")  # whole record, only its newline missing: keep it
+                        else:
+                            f.truncate(cut)
+                    return
+                pos = start
 
     def write_raw(self, line: str) -> None:
         with self._lock:
@@ -117,6 +132,13 @@ class TraceWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_record(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def write_trace(trace: Trace, path: str | os.PathLike[str]) -> None:

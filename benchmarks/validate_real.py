@@ -1,0 +1,166 @@
+"""Import every real trace in ../shared/data and set ctxprof's analysis beside what the sources report.
+
+For each source: runs, steps, total input tokens (ctxprof's tokenization of the reconstructed prompts),
+the prefix-reuse ratio (prefix_reused / input) and redundancy ratio (prefix_reused + repeated) / input
+from `profiler.analysis.analyze`, and, where the provider reported usage, the reported input tokens and
+the provider's cached ratio (reported cached / reported input, over the steps that report both).
+A second table checks SWE-agent's own totals (`info.model_stats`) against the analysis.
+
+Usage: python benchmarks/validate_real.py [--data ../shared/data]
+Mooncake and OpenTelemetry go through the importer registry; where their importer is not installed
+the row says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from profiler.analysis import Analysis, analyze  # noqa: E402
+from profiler.errors import ProfilerError  # noqa: E402
+from profiler.importers.registry import import_sources  # noqa: E402
+from profiler.trace.model import Trace  # noqa: E402
+
+
+@dataclass
+class Row:
+    source: str
+    runs: int | None = None
+    steps: int | None = None
+    input_tokens: int | None = None
+    prefix_ratio: float | None = None
+    global_prefix_ratio: float | None = None
+    redundancy_ratio: float | None = None
+    reported_input: int | None = None
+    input_on_reported: int | None = None
+    reported_cached_ratio: float | None = None
+    seconds: float | None = None
+    note: str = ""
+
+
+def row_for(name: str, trace: Trace, result: Analysis, global_result: Analysis, seconds: float,
+            note: str = "") -> Row:
+    t = result.totals
+    g = global_result.totals
+    both = [s for s in result.steps if s.reported_input_tokens is not None
+            and s.reported_cached_tokens is not None]
+    reported = [s for s in result.steps if s.reported_input_tokens is not None]
+    rep_in = sum(s.reported_input_tokens for s in reported) if reported else None
+    cached = (sum(s.reported_cached_tokens for s in both) / sum(s.reported_input_tokens for s in both)
+              if both and sum(s.reported_input_tokens for s in both) else None)
+    return Row(name, len(trace.runs), t.steps, t.input_tokens,
+               t.prefix_reused_tokens / t.input_tokens if t.input_tokens else 0.0,
+               g.prefix_reused_tokens / g.input_tokens if g.input_tokens else 0.0, t.redundancy_ratio,
+               rep_in, sum(s.input_tokens for s in reported) if reported else None, cached, seconds, note)
+
+
+def subset(trace: Trace, keep: Callable) -> Trace:
+    return Trace(header=trace.header, runs=tuple(r for r in trace.runs if keep(r)), path=trace.path)
+
+
+def fmt_int(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args(argv)
+    data: Path = args.data
+    if not data.is_dir():
+        print(f"{data} is not present; nothing to validate")
+        return 0
+
+    rows: list[Row] = []
+    swe_checks: list[tuple[str, dict, int, int]] = []
+
+    def run(name: str, fmt: str, sources: list[Path], options: dict | None = None,
+            split: Callable[[Trace], list[tuple[str, Trace, str]]] | None = None) -> None:
+        missing = [s for s in sources if not s.exists()]
+        if missing:
+            rows.append(Row(name, note=f"skipped: {missing[0]} is absent"))
+            return
+        t0 = time.perf_counter()
+        try:
+            trace = import_sources(fmt, sources, options)
+        except ProfilerError as e:
+            rows.append(Row(name, note=f"skipped: {e}"))
+            return
+        parts = split(trace) if split else [(name, trace, "")]
+        for part_name, part, note in parts:
+            t1 = time.perf_counter()
+            result = analyze(part)
+            global_result = analyze(part, scope="global")
+            seconds = time.perf_counter() - t1 + (t1 - t0 if part is parts[0][1] else 0.0)
+            rows.append(row_for(part_name, part, result, global_result, seconds, note))
+            if fmt == "swe-agent":
+                for r, ra in zip(part.runs, result.runs):
+                    stats = r.attributes.get("reported_model_stats")
+                    if stats:
+                        swe_checks.append((r.run_id, stats, ra.totals.input_tokens, ra.totals.steps))
+
+    def by_provider(trace: Trace) -> list[tuple[str, Trace, str]]:
+        out = []
+        for provider in sorted({s.provider or "?" for s in trace.steps}):
+            part = subset(trace, lambda r, p=provider: r.steps and (r.steps[0].provider or "?") == p)
+            out.append((f"openhands / {provider}", part, ""))
+        return out
+
+    def agent_and_user(trace: Trace) -> list[tuple[str, Trace, str]]:
+        return [("tau-bench / agent", subset(trace, lambda r: r.parent_run_id is None), ""),
+                ("tau-bench / simulated user", subset(trace, lambda r: r.parent_run_id is not None),
+                 "reconstructed user-simulator prompts")]
+
+    run("openhands", "openhands", [data / "openhands"], split=by_provider)
+    run("swe-agent", "swe-agent", [data / "swe-agent"])
+    run("tau-bench", "tau-bench", [data / "tau-bench" / "gpt-4o-airline.json"], {"include_user": True},
+        split=agent_and_user)
+    run("mooncake", "mooncake", [data / "mooncake" / "synthetic_trace.jsonl"])
+    run("otel", "otel", [data / "otlp_genai_example.json"])
+
+    head = ("source", "runs", "steps", "input tok", "prefix reuse", "(global)", "redundancy",
+            "reported in", "(ctxprof in)", "reported cached", "time s")
+    table = [head] + [(r.source, fmt_int(r.runs), fmt_int(r.steps), fmt_int(r.input_tokens),
+                       fmt_ratio(r.prefix_ratio), fmt_ratio(r.global_prefix_ratio),
+                       fmt_ratio(r.redundancy_ratio), fmt_int(r.reported_input),
+                       fmt_int(r.input_on_reported), fmt_ratio(r.reported_cached_ratio),
+                       "-" if r.seconds is None else f"{r.seconds:.1f}") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("prefix reuse = prefix_reused / input in run scope, (global) across all runs of the source;"
+          " redundancy = (prefix_reused + repeated) / input;\nreported in = provider-reported input "
+          "tokens on the steps that report usage, (ctxprof in) = ctxprof's count of the same steps;"
+          " reported cached = provider cached / reported input.")
+    for r in rows:
+        if r.note:
+            print(f"  {r.source}: {r.note}")
+
+    if swe_checks:
+        print()
+        print("SWE-agent: the run's own totals (info.model_stats) against the analysis")
+        print(f"  {'run':36} {'tokens_sent':>12} {'analysed in':>12} {'diff':>7} {'api_calls':>9} "
+              f"{'steps':>6}")
+        for run_id, stats, analysed, steps in swe_checks:
+            sent = stats.get("tokens_sent")
+            diff = "-" if not sent else f"{(analysed - sent) / sent:+.1%}"
+            print(f"  {run_id:36} {fmt_int(sent):>12} {fmt_int(analysed):>12} {diff:>7} "
+                  f"{fmt_int(stats.get('api_calls')):>9} {steps:>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,525 @@
+"""Provider prompt-cache simulators: what OpenAI, Anthropic, Gemini and DeepSeek would have served from
+their caches for the requests of a trace, and what that would cost.
+
+Contract: `simulate_provider(traces, provider, *, prices=None, tokenizer=None, ttl_s=None, **options)`
+replays every LLM step of `traces` in start-time order (ties: file order) against one simulated cache
+shared by all of them (a provider cache is shared by every request of one organisation / key), and
+returns a `ProviderSimulation`: per step the predicted cached (read) and cache-write tokens, the
+provider-reported cached tokens where the trace has them, the predicted cost and the no-cache cost.
+
+The rules (sources and details in docs/costs-and-caches.md):
+
+- openai: automatic prefix caching for prompts of at least 1,024 tokens; a hit covers the longest
+  cached prefix in 128-token increments (cached = largest multiple of 128 <= matched prefix; 0 below
+  1,024); an entry expires after `ttl_s` (default 300 s) without use, and every use refreshes it.
+  No write premium; cached tokens at genai-prices' cache-read price.
+- anthropic: explicit `cache_control` breakpoints read from the prompt (content blocks, messages,
+  tools); more than 4 make the API refuse the request (HTTP 400), so such a step is simulated as
+  uncached and reported in the warnings. A breakpoint caches the prefix up to it, if at least the
+  model's minimum cacheable length (table `ANTHROPIC_MIN_TOKENS`). A request reads the longest
+  cached prefix ending at a breakpoint or at one of the 20 block boundaries before it, and writes
+  every longer breakpoint prefix. TTL 5 minutes (or 1 hour with `"ttl": "1h"`), refreshed on each
+  hit. Writes cost 1.25x (5 min) or 2x (1 h) the input price, reads 0.1x (genai-prices' figures where
+  it has them). Option `auto_breakpoints=True` places one breakpoint at the end of the tools and
+  system prompt and one at the end of the prompt, for traces recorded without marks.
+- gemini: implicit caching, prefix-based at token granularity (Google does not publish one), minimum
+  per model (`GEMINI_MIN_TOKENS`), `ttl_s` default 300 s of inactivity (not published either), cached
+  tokens at genai-prices' cache-read price.
+- deepseek: context caching on disk in 64-token units, no other minimum, `ttl_s` default 3,600 s
+  (DeepSeek says unused entries are cleared "within a few hours to a few days").
+
+Token sequences come from `profiler.tokens.StepTokenizer`, as in the analyzer. Prefixes are identified
+by the analyzer's rolling prefix hashes (`profiler.reuse`), so each step costs O(its tokens) and the
+whole simulation is linear in total tokens. Entries are keyed by model: different models never share
+a cache. Steps without a start time take the previous step's time (nothing expires between them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from profiler.errors import ConfigError
+from profiler.pricing import ModelPrice, PriceTable
+from profiler.reuse import ReuseIndex, _Powers, namespace_salt
+from profiler.tokens import StepTokenizer, render_content, render_tools
+from profiler.trace.model import Step, Trace, step_order_key
+
+PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
+SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"
+
+ANTHROPIC_MAX_BREAKPOINTS = 4
+ANTHROPIC_LOOKBACK_BLOCKS = 20
+ANTHROPIC_TTL_S = {"5m": 300.0, "1h": 3600.0}
+# Minimum cacheable prompt length of Claude models (Anthropic's prompt-caching guide), first match
+# wins on the model name; anything else is assumed to be 1,024.
+ANTHROPIC_MIN_TOKENS: tuple[tuple[str, int], ...] = (
+    ("opus-4-6", 4096), ("opus-4.6", 4096), ("opus-4-5", 4096), ("opus-4.5", 4096),
+    ("haiku-4-5", 4096), ("haiku-4.5", 4096),
+    ("sonnet-4-6", 2048), ("sonnet-4.6", 2048),
+    ("3-5-haiku", 2048), ("haiku-3-5", 2048), ("3-haiku", 2048), ("haiku-3", 2048),
+    ("claude", 1024),
+)
+ANTHROPIC_DEFAULT_MIN_TOKENS = 1024
+# Write premium and read discount relative to the input price, used where the price table has no
+# cache price of its own.
+ANTHROPIC_WRITE_5M_FACTOR = 1.25
+ANTHROPIC_WRITE_1H_FACTOR = 2.0
+ANTHROPIC_READ_FACTOR = 0.1
+
+# Gemini implicit caching minimum (Gemini API "Context caching" page, updated 2026-10-13).
+GEMINI_MIN_TOKENS: tuple[tuple[str, int], ...] = (
+    ("gemini-2.5-flash", 2048), ("gemini-2.5-pro", 2048), ("gemini-2.", 2048),
+    ("gemini-", 4096),
+)
+GEMINI_DEFAULT_MIN_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class _AutoRule:
+    """A provider whose cache matches any earlier prefix automatically."""
+
+    granularity: int  # tokens per cache unit: hits are whole units
+    min_tokens: int  # prompts shorter than this are neither cached nor served from cache
+    ttl_s: float
+
+
+_AUTO_RULES = {
+    "openai": _AutoRule(granularity=128, min_tokens=1024, ttl_s=300.0),
+    "gemini": _AutoRule(granularity=1, min_tokens=GEMINI_DEFAULT_MIN_TOKENS, ttl_s=300.0),
+    "deepseek": _AutoRule(granularity=64, min_tokens=64, ttl_s=3600.0),
+}
+
+_OPTIONS = {
+    "openai": {"min_tokens"},
+    "gemini": {"min_tokens"},
+    "deepseek": {"min_tokens"},
+    "anthropic": {"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"},
+}
+
+
+@dataclass(frozen=True)
+class ProviderStepResult:
+    run_id: str
+    step_id: str
+    model: str | None
+    start_unix_s: float | None
+    input_tokens: int
+    predicted_cached_tokens: int
+    predicted_cache_write_tokens: int
+    reported_cached_tokens: int | None  # None: the trace has no reported figure
+    cost_usd: float | None  # None: no price known for the model
+    no_cache_cost_usd: float | None
+    output_tokens: int = 0
+    trace: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProviderTotals:
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    predicted_cached_tokens: int
+    predicted_cache_write_tokens: int
+    predicted_hit_rate: float  # predicted_cached_tokens / input_tokens
+    reported_cached_tokens: int | None  # over the steps that reported one; None if none did
+    reported_steps: int
+    cost_usd: float | None  # over the steps with a known price
+    no_cache_cost_usd: float | None
+    saving_usd: float | None  # no_cache_cost_usd - cost_usd
+
+    @classmethod
+    def of(cls, steps: Sequence[ProviderStepResult]) -> "ProviderTotals":
+        inp = sum(s.input_tokens for s in steps)
+        cached = sum(s.predicted_cached_tokens for s in steps)
+        reported = [s.reported_cached_tokens for s in steps if s.reported_cached_tokens is not None]
+        priced = [s for s in steps if s.cost_usd is not None and s.no_cache_cost_usd is not None]
+        cost = sum(s.cost_usd for s in priced) if priced else None  # type: ignore[misc]
+        no_cache = sum(s.no_cache_cost_usd for s in priced) if priced else None  # type: ignore[misc]
+        return cls(
+            steps=len(steps), input_tokens=inp, output_tokens=sum(s.output_tokens for s in steps),
+            predicted_cached_tokens=cached,
+            predicted_cache_write_tokens=sum(s.predicted_cache_write_tokens for s in steps),
+            predicted_hit_rate=cached / inp if inp else 0.0,
+            reported_cached_tokens=sum(reported) if reported else None, reported_steps=len(reported),
+            cost_usd=cost, no_cache_cost_usd=no_cache,
+            saving_usd=None if cost is None or no_cache is None else no_cache - cost,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProviderSimulation:
+    provider: str
+    options: Mapping[str, Any]
+    steps: tuple[ProviderStepResult, ...]
+    totals: ProviderTotals
+    warnings: tuple[str, ...] = ()
+    traces: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SIMULATION_SCHEMA,
+            "provider": self.provider,
+            "options": dict(self.options),
+            "traces": list(self.traces),
+            "steps": [s.to_dict() for s in self.steps],
+            "totals": self.totals.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+# -- helpers shared by the rules ------------------------------------------------------------------
+
+def _table_min(table: Sequence[tuple[str, int]], model: str | None, default: int) -> int:
+    name = (model or "").lower()
+    for needle, value in table:
+        if needle in name:
+            return value
+    return default
+
+
+def anthropic_min_tokens(model: str | None) -> int:
+    """Minimum cacheable prompt length of a Claude model (`ANTHROPIC_MIN_TOKENS`)."""
+    return _table_min(ANTHROPIC_MIN_TOKENS, model, ANTHROPIC_DEFAULT_MIN_TOKENS)
+
+
+def gemini_min_tokens(model: str | None) -> int:
+    """Minimum prompt length for Gemini implicit caching (`GEMINI_MIN_TOKENS`)."""
+    return _table_min(GEMINI_MIN_TOKENS, model, GEMINI_DEFAULT_MIN_TOKENS)
+
+
+def _model_key(model: str | None) -> str:
+    return (model or "").lower().rsplit("/", 1)[-1]
+
+
+class _Hasher:
+    """Prefix hashes of token sequences (`prefix[p-1]` identifies the first p tokens)."""
+
+    def __init__(self) -> None:
+        # No repeated-window hashes are needed: a window longer than any prompt disables them.
+        self._index = ReuseIndex(min_repeat=1 << 62, powers=_Powers())
+
+    def prefixes(self, tokens: np.ndarray, namespace: str) -> np.ndarray:
+        return self._index.hashes(tokens, namespace_salt(namespace)).prefix
+
+
+class _AutoPrefixCache:
+    """Prefix entries every `granularity` tokens, each with its last-use time.
+
+    Freshness is monotone along a prompt (using a prefix uses every shorter prefix too, so a shorter
+    prefix is never staler than a longer one), so the longest fresh cached prefix is found by binary
+    search; then the whole prompt is (re)stamped with the current time, O(tokens / granularity).
+    """
+
+    def __init__(self, rule: _AutoRule) -> None:
+        self.rule = rule
+        self._last_use: dict[int, float] = {}
+
+    def _fresh(self, h: int, now: float) -> bool:
+        t = self._last_use.get(h)
+        return t is not None and now - t <= self.rule.ttl_s
+
+    def request(self, prefix_hashes: np.ndarray, now: float) -> int:
+        """Serve one prompt: return the cached tokens, then cache the prompt's own prefixes."""
+        g = self.rule.granularity
+        n = int(prefix_hashes.size)
+        if n < self.rule.min_tokens:
+            return 0
+        units = prefix_hashes[g - 1::g].tolist()  # hash of the first (k+1)*g tokens
+        lo, hi = 0, len(units)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._fresh(units[mid - 1], now):
+                lo = mid
+            else:
+                hi = mid - 1
+        cached = lo * g
+        if cached < self.rule.min_tokens:
+            cached = 0
+        self._last_use.update(dict.fromkeys(units, now))
+        return cached
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """An Anthropic cache breakpoint: the prefix of `position` tokens, kept for `ttl_s`."""
+
+    position: int
+    ttl_s: float
+    where: str  # e.g. "messages[0].content[1]"
+
+
+def _ttl_of(mark: Any, default_ttl_s: float) -> float:
+    if isinstance(mark, Mapping):
+        ttl = mark.get("ttl")
+        if isinstance(ttl, str) and ttl in ANTHROPIC_TTL_S:
+            return ANTHROPIC_TTL_S[ttl]
+    return default_ttl_s
+
+
+def anthropic_breakpoints(step: Step, tokenizer: StepTokenizer, *, default_ttl_s: float = 300.0,
+                          auto: bool = False) -> tuple[list[Breakpoint], list[int]]:
+    """The `cache_control` breakpoints of a step's prompt (token positions), and the block boundaries
+    the API looks back over. Marks may sit on tool definitions, on messages, or on content blocks of a
+    message; a mark on a block that is not the last of its message or tool list ends at that block.
+
+    With `auto=True` and no marks in the prompt, two breakpoints are placed: at the end of the tools and
+    leading system messages (when there are any), and at the end of the prompt's last message.
+    """
+    blocks = tokenizer.prompt_blocks(step)
+    boundaries = sorted({b.end for b in blocks})
+    prompt = step.prompt
+    marks: list[Breakpoint] = []
+    by_message = {b.index: b for b in blocks if b.label == "message"}
+    tools_block = next((b for b in blocks if b.label == "tools"), None)
+
+    if prompt.tools and tools_block is not None:
+        tools = list(prompt.tools)
+        for k, tool in enumerate(tools):
+            mark = tool.get("cache_control") if isinstance(tool, Mapping) else None
+            if not mark:
+                continue
+            if k == len(tools) - 1:
+                pos = tools_block.end
+            else:
+                head = tokenizer.encode_text(step, render_tools(tools[:k + 1]))
+                pos = tools_block.body_start + int(head.size)
+            marks.append(Breakpoint(pos, _ttl_of(mark, default_ttl_s), f"tools[{k}]"))
+    for i, message in enumerate(prompt.messages or ()):
+        block = by_message.get(i)
+        if block is None:
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                mark = part.get("cache_control") if isinstance(part, Mapping) else None
+                if not mark:
+                    continue
+                if j == len(content) - 1:
+                    pos = block.end
+                else:
+                    text = render_content(content[:j + 1])
+                    pos = block.body_start + int(tokenizer.encode_text(step, text).size)
+                marks.append(Breakpoint(pos, _ttl_of(mark, default_ttl_s), f"messages[{i}].content[{j}]"))
+        mark = message.get("cache_control")
+        if mark:
+            marks.append(Breakpoint(block.end, _ttl_of(mark, default_ttl_s), f"messages[{i}]"))
+
+    if auto and not marks and blocks:
+        head_end = None
+        if tools_block is not None:
+            head_end = tools_block.end
+        for i, message in enumerate(prompt.messages or ()):
+            if message.get("role") not in ("system", "developer"):
+                break
+            if i in by_message:
+                head_end = by_message[i].end
+        last_end = blocks[-1].end
+        if head_end is not None and head_end < last_end:
+            marks.append(Breakpoint(head_end, default_ttl_s, "auto: tools and system prompt"))
+        marks.append(Breakpoint(last_end, default_ttl_s, "auto: last message"))
+    marks.sort(key=lambda m: m.position)
+    return marks, boundaries
+
+
+class _AnthropicCache:
+    """Entries at breakpoint prefixes: prefix hash -> (last use, ttl)."""
+
+    def __init__(self, lookback_blocks: int) -> None:
+        self.lookback = lookback_blocks
+        self._entries: dict[int, tuple[float, float]] = {}
+
+    def request(self, prefix_hashes: np.ndarray, marks: list[Breakpoint], boundaries: list[int],
+                min_tokens: int, now: float) -> tuple[int, list[tuple[int, float]]]:
+        """Return (tokens read, [(tokens written, ttl_s), ...]) and update the cache."""
+        n = int(prefix_hashes.size)
+        candidates: set[int] = set()
+        bounds = np.asarray(boundaries, dtype=np.int64)
+        for m in marks:
+            candidates.add(m.position)
+            upto = int(np.searchsorted(bounds, m.position, side="right"))
+            candidates.update(bounds[max(0, upto - self.lookback):upto].tolist())
+        read = 0
+        for pos in sorted((p for p in candidates if 0 < p <= n), reverse=True):
+            h = int(prefix_hashes[pos - 1])
+            entry = self._entries.get(h)
+            if entry is not None and now - entry[0] <= entry[1]:
+                read = pos
+                self._entries[h] = (now, entry[1])  # a hit refreshes the entry
+                break
+        writes: list[tuple[int, float]] = []
+        written_upto = read
+        for m in marks:
+            if m.position > n or m.position < min_tokens:
+                continue
+            h = int(prefix_hashes[m.position - 1])
+            if m.position <= read:
+                entry = self._entries.get(h)
+                if entry is not None and now - entry[0] <= entry[1]:
+                    self._entries[h] = (now, entry[1])
+                continue
+            writes.append((m.position - written_upto, m.ttl_s))
+            written_upto = m.position
+            self._entries[h] = (now, m.ttl_s)
+        return read, writes
+
+
+def _output_tokens(step: Step, tok: StepTokenizer) -> int:
+    """Output length where usage has none: from the content, else the recorded count."""
+    if step.prompt.level in ("text", "tokens"):
+        n = int(tok.output_tokens(step).size)
+        if n:
+            return n
+    return step.output.num_tokens or 0
+
+
+def _ordered_llm_steps(traces: list[Trace]) -> list[tuple[int, Step]]:
+    ordered = []
+    for ti, trace in enumerate(traces):
+        for run in trace.runs:
+            for si, step in enumerate(run.steps):
+                if step.kind != "llm":
+                    continue
+                key = step_order_key(step, step.line if step.line is not None else si)
+                ordered.append(((key[0], ti, key[1]), ti, step))
+    ordered.sort(key=lambda item: item[0])
+    return [(ti, step) for _, ti, step in ordered]
+
+
+def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: list[tuple[int, float]],
+                output: int, provider: str) -> float | None:
+    if price is None or price.input_usd_per_mtok is None or price.output_usd_per_mtok is None:
+        return None
+    p_in = price.input_usd_per_mtok
+    if price.cache_read_usd_per_mtok is not None:
+        p_read = price.cache_read_usd_per_mtok
+    else:
+        p_read = p_in * ANTHROPIC_READ_FACTOR if provider == "anthropic" else p_in
+    total = uncached * p_in + read * p_read + output * price.output_usd_per_mtok
+    for tokens, ttl_s in writes:
+        if ttl_s >= ANTHROPIC_TTL_S["1h"]:
+            p_write = (price.cache_write_1h_usd_per_mtok if price.cache_write_1h_usd_per_mtok is not None
+                       else p_in * ANTHROPIC_WRITE_1H_FACTOR)
+        else:
+            p_write = (price.cache_write_usd_per_mtok if price.cache_write_usd_per_mtok is not None
+                       else p_in * ANTHROPIC_WRITE_5M_FACTOR)
+        total += tokens * p_write
+    return total / 1_000_000.0
+
+
+def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices: PriceTable | None = None,
+                      tokenizer: StepTokenizer | None = None, ttl_s: float | None = None,
+                      **options: Any) -> ProviderSimulation:
+    """Replay `traces` against one provider's prompt cache (rules in the module docstring)."""
+    provider = provider.lower()
+    if provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider cache {provider!r}; use one of {', '.join(PROVIDERS)}")
+    unknown = set(options) - _OPTIONS[provider]
+    if unknown:
+        raise ConfigError(f"option(s) {', '.join(sorted(unknown))} do not apply to the {provider} "
+                          f"cache; it takes {', '.join(sorted(_OPTIONS[provider]))}")
+    if ttl_s is not None and (not math.isfinite(ttl_s) or ttl_s <= 0):
+        raise ConfigError(f"--ttl must be a positive number of seconds, got {ttl_s}")
+    trace_list = [traces] if isinstance(traces, Trace) else list(traces)
+    tok = tokenizer or StepTokenizer()
+    table = prices if prices is not None else PriceTable.default()
+    hasher = _Hasher()
+    min_override = options.get("min_tokens")
+    if min_override is not None and (not isinstance(min_override, int) or min_override < 1):
+        raise ConfigError(f"min_tokens must be a positive integer, got {min_override!r}")
+
+    if provider == "anthropic":
+        default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
+        auto = bool(options.get("auto_breakpoints", False))
+        max_marks = int(options.get("max_breakpoints", ANTHROPIC_MAX_BREAKPOINTS))
+        lookback = int(options.get("lookback_blocks", ANTHROPIC_LOOKBACK_BLOCKS))
+        anthropic_caches: dict[str, _AnthropicCache] = {}
+        effective: dict[str, Any] = {"ttl_s": default_ttl, "auto_breakpoints": auto,
+                                     "max_breakpoints": max_marks, "lookback_blocks": lookback,
+                                     "min_tokens": min_override}
+    else:
+        base = _AUTO_RULES[provider]
+        rule = _AutoRule(granularity=base.granularity,
+                         min_tokens=base.min_tokens if min_override is None else min_override,
+                         ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
+        auto_caches: dict[str, _AutoPrefixCache] = {}
+        # min_tokens None: the per-model table applies (Gemini).
+        effective = {"ttl_s": rule.ttl_s, "granularity_tokens": rule.granularity,
+                     "min_tokens": min_override if min_override is not None or provider == "gemini"
+                     else rule.min_tokens}
+
+    results: list[ProviderStepResult] = []
+    no_content: list[str] = []
+    refused: list[str] = []
+    unpriced: dict[str, int] = {}
+    last_time = 0.0
+    for ti, step in _ordered_llm_steps(trace_list):
+        now = step.start_unix_s if step.start_unix_s is not None else last_time
+        last_time = now
+        reported = step.usage.cache_read_tokens
+        output = step.usage.output_tokens if step.usage.output_tokens is not None else (
+            _output_tokens(step, tok))
+        if step.prompt.level not in ("text", "tokens"):
+            no_content.append(f"{step.run_id}/{step.step_id}")
+            continue
+        tokens = tok.prompt_tokens(step)
+        n = int(tokens.size)
+        model_key = _model_key(step.model)
+        hashes = hasher.prefixes(tokens, f"{provider}/{model_key}/{tok.namespace(step)}")
+        writes: list[tuple[int, float]] = []
+        if provider == "anthropic":
+            min_tokens = min_override if min_override is not None else anthropic_min_tokens(step.model)
+            marks, boundaries = anthropic_breakpoints(step, tok, default_ttl_s=default_ttl, auto=auto)
+            if len(marks) > max_marks:
+                refused.append(f"{step.run_id}/{step.step_id} ({len(marks)} marks)")
+                read = 0
+            else:
+                cache = anthropic_caches.setdefault(model_key, _AnthropicCache(lookback))
+                read, writes = cache.request(hashes, marks, boundaries, min_tokens, now)
+        else:
+            cache_auto = auto_caches.get(model_key)
+            if cache_auto is None:
+                step_rule = rule
+                if provider == "gemini" and min_override is None:
+                    step_rule = replace(rule, min_tokens=gemini_min_tokens(step.model))
+                cache_auto = auto_caches[model_key] = _AutoPrefixCache(step_rule)
+            read = cache_auto.request(hashes, now)
+        written = sum(w for w, _ in writes)
+        price = table.lookup(step.model, step.provider, input_tokens=n, at_unix_s=step.start_unix_s)
+        if price is None and step.model and not table.is_empty:
+            unpriced[step.model] = unpriced.get(step.model, 0) + 1
+        cost = _price_cost(price, uncached=n - read - written, read=read, writes=writes, output=output,
+                           provider=provider)
+        no_cache = _price_cost(price, uncached=n, read=0, writes=[], output=output, provider=provider)
+        results.append(ProviderStepResult(
+            run_id=step.run_id, step_id=step.step_id, model=step.model, start_unix_s=step.start_unix_s,
+            input_tokens=n, predicted_cached_tokens=read, predicted_cache_write_tokens=written,
+            reported_cached_tokens=reported, cost_usd=cost, no_cache_cost_usd=no_cache,
+            output_tokens=output, trace=trace_list[ti].path))
+
+    warnings: list[str] = [w for t in trace_list for w in t.warnings]
+    if no_content:
+        warnings.append(f"{len(no_content)} step(s) carry no prompt text or token ids (e.g. "
+                        f"{no_content[0]}) and were left out; content-free traces can be simulated "
+                        "with --cache engine")
+    if refused:
+        warnings.append(f"{len(refused)} step(s) have more than {max_marks} cache_control marks, which "
+                        f"the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. {refused[0]})")
+    for model, count in sorted(unpriced.items()):
+        warnings.append(f"no price for model {model!r} ({count} step(s)): their cost is left empty; "
+                        "give its prices in a --price-file")
+    if tok.approximate_models:
+        warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
+                        + ": token counts are approximate")
+    return ProviderSimulation(provider=provider, options=effective, steps=tuple(results),
+                              totals=ProviderTotals.of(results), warnings=tuple(warnings),
+                              traces=tuple(t.path or "" for t in trace_list))

@@ -1,0 +1,96 @@
+"""`ctxprof report`: an HTML, Markdown or JSON report of one or more traces."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from profiler.cli.app import app, err_console
+from profiler.cli.common import FORCE_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.errors import ProfilerError
+
+
+class Scope(str, Enum):
+    run = "run"
+    global_ = "global"
+
+
+class Format(str, Enum):
+    html = "html"
+    md = "md"
+    json = "json"
+
+
+_FORMAT_NAMES = {"html": "html", "md": "markdown", "json": "json"}
+
+
+def report_format(fmt: Optional[Format], output: Optional[Path]) -> str:
+    """The renderer for `--format`, else the output file's suffix; Markdown on standard output."""
+    from profiler.report import SUFFIX_FORMATS
+
+    if fmt is not None:
+        return _FORMAT_NAMES[fmt.value]
+    if output is None or str(output) == "-":
+        return "markdown"
+    suffix = output.suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise ProfilerError(f"cannot tell the report format from {output.name!r}: name the file .html, "
+                          ".md or .json, or pass --format html|md|json")
+    return SUFFIX_FORMATS[suffix]
+
+
+@app.command("report")
+def report_command(
+    traces: list[Path] = TRACES_ARG,
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output",
+        help="Report file; its suffix (.html, .md, .json) picks the format. Default: Markdown on "
+             "standard output (for $GITHUB_STEP_SUMMARY)."),
+    fmt: Optional[Format] = typer.Option(None, "--format", "-f",
+                                         help="html, md or json (overrides the file suffix)."),
+    force: bool = FORCE_OPT,
+    cdn: bool = typer.Option(False, "--cdn",
+                             help="HTML: link plotly.js from cdn.plot.ly instead of embedding it "
+                                  "(smaller file, needs network to view)."),
+    title: str = typer.Option("ctxprof report", "--title", help="Report title."),
+    scope: Scope = typer.Option(Scope.run, "--scope",
+                                help="'run': compare each step with earlier steps of its run; "
+                                     "'global': with every earlier step, as a shared serving cache."),
+    block_size: int = typer.Option(16, "--block-size", min=1,
+                                   help="Block size (tokens) for block_reused_tokens, as vLLM's."),
+    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
+                                   help="Shortest run of tokens that counts as repeated context."),
+) -> None:
+    """Write a report: headline figures, tokens per step, cumulative cost, cache scenarios, reuse
+    matrix, reported vs ideal caching, diagnosis and a per-step table.
+
+    HTML is a single file that works offline (plotly.js embedded); Markdown fits a GitHub job summary.
+    """
+    from profiler.report import build_report_data, render
+
+    kind = report_format(fmt, output)
+    if output is not None and str(output) != "-" and output.exists() and not force:
+        # Checked before the analysis, so a refused overwrite costs nothing.
+        raise ProfilerError(f"{output} exists; pass --force to overwrite it")
+    if kind == "html":
+        _require_plotly()
+    loaded = load_all(traces)
+    data = build_report_data(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
+                             title=title)
+    for w in data.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    options = {"cdn": cdn} if kind == "html" else {}
+    with output_stream(output, force=force) as stream:
+        render(data, stream, kind, **options)
+    wrote(output)
+
+
+def _require_plotly() -> None:
+    try:
+        import plotly  # noqa: F401
+    except ModuleNotFoundError:
+        raise ProfilerError("the HTML report needs plotly: pip install 'ctxprof[report]' "
+                          "(or write Markdown/JSON with -o report.md / -o report.json)") from None

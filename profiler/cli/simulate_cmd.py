@@ -1,0 +1,139 @@
+"""`ctxprof simulate`: replay traces against a provider prompt cache or an engine KV cache."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from profiler.cli.app import app, err_console
+from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, price_table, wrote
+from profiler.errors import ConfigError
+from profiler.reporters.console import write_json
+
+
+class Cache(str, Enum):
+    openai = "openai"
+    anthropic = "anthropic"
+    gemini = "gemini"
+    deepseek = "deepseek"
+    engine = "engine"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class Pricing(str, Enum):
+    default = "default"
+    none = "none"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_S = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "300", "90s", "5m", "1h", "1.5h", "1d"."""
+    m = _DURATION.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"--ttl {text!r} is not a duration; write e.g. 300, 90s, 5m or 1h")
+    unit = m.group(2).lower() if m.group(2) else None
+    return float(m.group(1)) * _UNIT_S[unit]
+
+
+@app.command("simulate")
+def simulate_command(
+    traces: list[Path] = TRACES_ARG,
+    cache: Cache = typer.Option(..., "--cache", help="Which cache to simulate: a provider's prompt "
+                                "cache (openai, anthropic, gemini, deepseek) or a serving engine's "
+                                "KV cache of finite capacity (engine)."),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="Provider caches: how long an unused entry "
+                                      "lives (300, 5m, 1h). Default: openai/gemini 5m, deepseek 1h, "
+                                      "anthropic per mark (5m unless the mark says \"1h\")."),
+    auto_breakpoints: bool = typer.Option(False, "--auto-breakpoints",
+                                          help="anthropic: for steps without cache_control marks, "
+                                               "place one after the tools and system prompt and one "
+                                               "at the last message."),
+    min_tokens: Optional[int] = typer.Option(None, "--min-tokens", min=1,
+                                             help="Provider caches: override the minimum cacheable "
+                                                  "prompt length (default: the provider's, per model)."),
+    pricing: Pricing = typer.Option(Pricing.default, "--pricing",
+                                    help="'default': genai-prices; 'none': no costs."),
+    price_file: Optional[Path] = typer.Option(None, "--price-file",
+                                              help="TOML or JSON prices looked up before genai-prices."),
+    capacity: Optional[list[str]] = typer.Option(None, "--capacity",
+                                                 help="engine: cache capacity, in tokens (100000) or "
+                                                      "bytes (8GiB, with --model-preset); repeat for a "
+                                                      "sweep. Default: unlimited."),
+    block_size: int = typer.Option(16, "--block-size", min=1, help="engine: KV block size in tokens."),
+    model_preset: Optional[str] = typer.Option(None, "--model-preset",
+                                               help="engine: model whose KV size per token turns byte "
+                                                    "capacities into tokens."),
+    policy: str = typer.Option("lru", "--policy", help="engine: eviction policy."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = OUTPUT_OPT,
+) -> None:
+    """Predict what a prompt cache or KV cache would have reused for the requests of the traces.
+
+    Provider caches replay every LLM step in start-time order against one shared cache, with the
+    provider's rules (minimum length, 128-token increments, breakpoints, expiry), and show per step the
+    predicted cached tokens beside the ones the provider reported, and the cost with and without it.
+    """
+    loaded = load_all(traces)
+    if cache is Cache.engine:
+        result: Any = _simulate_engine(loaded, capacity or [], block_size, model_preset, policy)
+    else:
+        from profiler.cache_sim.providers import simulate_provider
+
+        options: dict[str, Any] = {}
+        if min_tokens is not None:
+            options["min_tokens"] = min_tokens
+        if auto_breakpoints:
+            if cache is not Cache.anthropic:
+                raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
+            options["auto_breakpoints"] = True
+        table = price_table(pricing.value, price_file)
+        if table is None:
+            from profiler.pricing import PriceTable
+
+            table = PriceTable.empty()
+        result = simulate_provider(loaded, cache.value, prices=table,
+                                   ttl_s=None if ttl is None else parse_duration(ttl), **options)
+        for w in result.warnings:
+            err_console.print(f"ctxprof: warning: {w}", markup=False)
+    with output_stream(output) as stream:
+        if fmt is Format.json:
+            write_json(result.to_dict(), stream)
+        else:
+            from profiler.reporters.simulation import print_engine_simulation, print_provider_simulation
+
+            console = Console(file=stream, width=None if output is None else 160)
+            if cache is Cache.engine:
+                print_engine_simulation(result, console)
+            else:
+                print_provider_simulation(result, console)
+    wrote(output)
+
+
+def _simulate_engine(loaded: list, capacities: list[str], block_size: int, preset: Optional[str],
+                     policy: str) -> Any:
+    try:
+        engine = importlib.import_module("profiler.cache_sim.engine")
+    except ModuleNotFoundError as e:
+        if e.name != "profiler.cache_sim.engine":
+            raise
+        raise ConfigError("the engine cache simulator (profiler.cache_sim.engine) is not part of this "
+                          "installation; use a provider cache (--cache openai|anthropic|gemini|"
+                          "deepseek)") from None
+    parsed: list[int | None] = [engine.parse_capacity(c, preset) for c in capacities] or [None]
+    sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy)
+    for w in getattr(sim, "warnings", ()) or ():
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    return sim

@@ -1,0 +1,100 @@
+"""Console tables (rich) for cache simulations: a `ProviderSimulation` (per step: predicted against
+reported cached tokens, cost) and an engine simulation (hit rate per capacity)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from profiler.cache_sim.providers import ProviderSimulation
+from profiler.reporters.console import _fmt_cost, _fmt_int, _fmt_pct
+
+
+def _fmt_s(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def provider_table(sim: ProviderSimulation) -> Table:
+    """One row per step, in the order the simulated cache saw them; totals in the footer."""
+    t = sim.totals
+    has_reported = t.reported_steps > 0
+    starts = [s.start_unix_s for s in sim.steps if s.start_unix_s is not None]
+    t0 = min(starts) if starts else None
+    ttl = sim.options.get("ttl_s")
+    models = sorted({s.model or "-" for s in sim.steps})
+    several_models = len(models) > 1
+    single_run = len({s.run_id for s in sim.steps}) == 1
+    title = f"{sim.provider} prompt cache"
+    if isinstance(ttl, (int, float)):
+        title += f", ttl {ttl:g} s"
+    if not several_models and models:
+        title += f", model {models[0]}"
+    if single_run and sim.steps:
+        title += f", run {sim.steps[0].run_id}"
+    table = Table(title=title, show_footer=True, title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("step" if single_run else "run/step", footer="total", overflow="ellipsis",
+                     min_width=5, max_width=40)
+    if several_models:
+        table.add_column("model", overflow="ellipsis", max_width=20)
+    table.add_column("t (s)", no_wrap=True, justify="right")
+    table.add_column("input", no_wrap=True, footer=_fmt_int(t.input_tokens), justify="right")
+    table.add_column("cached", no_wrap=True, footer=_fmt_int(t.predicted_cached_tokens), justify="right")
+    table.add_column("written", no_wrap=True, footer=_fmt_int(t.predicted_cache_write_tokens), justify="right")
+    if has_reported:
+        table.add_column("reported", no_wrap=True, footer=_fmt_int(t.reported_cached_tokens), justify="right")
+    table.add_column("cost", no_wrap=True, footer=_fmt_cost(t.cost_usd), justify="right")
+    table.add_column("no cache", no_wrap=True, footer=_fmt_cost(t.no_cache_cost_usd),
+                     justify="right")
+    for s in sim.steps:
+        row = [s.step_id if single_run else f"{s.run_id}/{s.step_id}"]
+        if several_models:
+            row.append(s.model or "-")
+        row += [_fmt_s(None if s.start_unix_s is None or t0 is None else s.start_unix_s - t0),
+                _fmt_int(s.input_tokens), _fmt_int(s.predicted_cached_tokens),
+                _fmt_int(s.predicted_cache_write_tokens)]
+        if has_reported:
+            row.append(_fmt_int(s.reported_cached_tokens))
+        row += [_fmt_cost(s.cost_usd), _fmt_cost(s.no_cache_cost_usd)]
+        table.add_row(*row)
+    table.caption = ("cached / written: predicted cache reads / writes in tokens"
+                     + ("; reported: cached tokens the provider reported" if has_reported else ""))
+    return table
+
+
+def provider_summary(sim: ProviderSimulation) -> str:
+    t = sim.totals
+    line = (f"{sim.provider}: {t.predicted_cached_tokens:,} of {t.input_tokens:,} input tokens "
+            f"({t.predicted_hit_rate:.1%}) predicted cached over {t.steps} step(s)")
+    if t.reported_cached_tokens is not None:
+        line += f"; the provider reported {t.reported_cached_tokens:,} cached over {t.reported_steps} step(s)"
+    if t.cost_usd is not None and t.no_cache_cost_usd is not None and t.saving_usd is not None:
+        line += (f"; cost {_fmt_cost(t.cost_usd)} against {_fmt_cost(t.no_cache_cost_usd)} without a "
+                 f"cache (saving {_fmt_cost(t.saving_usd)})")
+    return line
+
+
+def print_provider_simulation(sim: ProviderSimulation, console: Console) -> None:
+    console.print(provider_table(sim))
+    console.print(provider_summary(sim))
+
+
+def print_engine_simulation(sim: Any, console: Console) -> None:
+    """An engine simulation (`profiler.cache_sim.engine.EngineSimulation`): one row per capacity."""
+    table = Table(title=f"engine KV cache (block size {sim.block_size}, policy {sim.policy})",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("capacity (tokens)", justify="right")
+    table.add_column("hit tokens", justify="right")
+    table.add_column("hit rate", justify="right")
+    table.add_column("prefill tokens saved", justify="right")
+    table.add_column("evicted blocks", justify="right")
+    for r in sim.results:
+        capacity = "unlimited" if r.capacity_tokens is None else f"{r.capacity_tokens:,}"
+        table.add_row(capacity, _fmt_int(r.hit_tokens), _fmt_pct(r.hit_rate),
+                      _fmt_int(r.prefill_tokens_saved), _fmt_int(r.evicted_blocks))
+    console.print(table)
+    console.print(f"{sim.total_prompt_tokens:,} prompt tokens; an unlimited cache would hit "
+                  f"{sim.ideal_hit_tokens:,} ({sim.ideal_hit_rate:.1%})")
