@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "profiler.cli.run_cmd",
     "profiler.cli.export_cmd",
     "profiler.cli.replay_cmd",
+    "profiler.cli.diagnose_cmd",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

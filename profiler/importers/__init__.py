@@ -17,4 +17,5 @@ IMPORTERS: dict[str, str] = {
     "mini-swe-agent": "profiler.importers.swe_agent:import_mini_swe_agent",
     "tau-bench": "profiler.importers.tau_bench:import_tau_bench",
     "otel": "profiler.importers.otel:import_otlp",
+    "mooncake": "profiler.importers.mooncake:import_mooncake",
 }
