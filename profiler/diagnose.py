@@ -221,13 +221,6 @@ def _structural_cause(step: Step, source: Step) -> _Cause:
     where = _where_message(k, b_msgs[k])
     answered = source.output.message is not None or source.output.text is not None
     if answered and k == len(a_msgs) - 1 and str(b_msgs[k].get("role")) == "assistant":
-        if _digest(a_msgs[k]) == _digest(b_msgs[k]):  # equal once keys are sorted
-            return _Cause("rewritten_history", where,
-                          f"{where} is the earlier step's answer sent back with the same fields in "
-                          "another key order; a provider that parses the JSON may not see a change, "
-                          "but the rendered prompt is no longer a byte-exact prefix",
-                          "serialise messages with one stable key order (the one the model returned)",
-                          "answer key order")
         return _Cause("rewritten_history", where,
                       f"{where} is the earlier step's answer, sent back in another form than the model "
                       "returned it (e.g. re-serialised tool calls, stripped or added fields)",

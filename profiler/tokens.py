@@ -270,12 +270,15 @@ def render_content(content: Any) -> str:
 
 
 def render_message_body(message: Mapping[str, Any]) -> str:
-    """The text of a message between its header and end marker (content, then tool calls)."""
+    """The text of a message between its header and end marker (content, then tool calls).
+
+    Tool calls are rendered with sorted keys: a provider renders them from their fields, so the key
+    order a client happens to serialise them in does not change what the model sees."""
     text = render_content(message.get("content"))
     extras = []
     for key in ("tool_calls", "function_call"):
         if message.get(key):
-            extras.append(json.dumps(message[key], ensure_ascii=False))
+            extras.append(json.dumps(message[key], ensure_ascii=False, sort_keys=True))
     if message.get("tool_call_id"):
         text = f"[{message['tool_call_id']}] {text}"
     return "\n".join([text, *extras]) if extras else text

@@ -322,7 +322,8 @@ def test_token_id_traces_are_diagnosed_with_ids_or_decoded_text():
             assert "[" not in f.before_text[:3]
 
 
-def test_an_answer_sent_back_with_its_keys_reordered_is_named_as_such():
+def test_an_answer_sent_back_with_its_keys_reordered_is_not_a_break():
+    # The provider renders tool calls from their fields, so their JSON key order cannot break reuse.
     call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
     answer = {"role": "assistant", "content": "Checking.", "tool_calls": [call]}
     reordered = {"role": "assistant", "content": "Checking.",
@@ -330,6 +331,5 @@ def test_an_answer_sent_back_with_its_keys_reordered_is_named_as_such():
     s0 = Step(run_id="r", step_id="r-0", model="gpt-4o", start_unix_s=1.0,
               prompt=Prompt(messages=(sys_msg(DOC), user("Ticket 3."))), output=Output(message=answer))
     s1 = step(1, [sys_msg(DOC), user("Ticket 3."), reordered, user("And?")], "Done.")
-    # (short windows: only the tool call's fields repeat after the break)
-    f, = diagnose(Trace.from_steps([s0, s1]), min_repeat=4, min_tokens_lost=1).findings
-    assert f.kind == "rewritten_history" and "key order" in f.detail and "stable key order" in f.fix
+    assert diagnose(Trace.from_steps([s0, s1]), min_repeat=4, min_tokens_lost=1).findings == ()
+

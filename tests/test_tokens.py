@@ -145,3 +145,13 @@ def test_a_missing_hugging_face_tokenizer_is_a_clear_error(tmp_path):
     step = replace(step, prompt=replace(step.prompt, tokenizer=f"hf:{tmp_path / 'nope'}"))
     with pytest.raises(TokenizerError, match="nothing is downloaded"):
         StepTokenizer().prompt_tokens(step)
+
+
+def test_tool_call_key_order_does_not_change_the_tokens():
+    # A client may serialise the same tool call with its keys in any order; the provider sees one call.
+    call = {"id": "call_1", "type": "function", "function": {"name": "get", "arguments": "{\"a\":1}"}}
+    shuffled = {"function": {"arguments": "{\"a\":1}", "name": "get"}, "type": "function", "id": "call_1"}
+    tok = StepTokenizer()
+    a = make_step(messages=[{"role": "assistant", "content": None, "tool_calls": [call]}])
+    b = make_step(messages=[{"role": "assistant", "content": None, "tool_calls": [shuffled]}])
+    assert tok.prompt_tokens(a).tolist() == tok.prompt_tokens(b).tolist()
