@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from profiler.analysis import analyze
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, price_table, wrote
+from profiler.cli.common import (
+    OUTPUT_OPT,
+    TRACES_ARG,
+    load_all,
+    output_stream,
+    price_table,
+    table_console,
+    wrote,
+)
 from profiler.reporters.console import print_analysis, write_csv, write_json
+
 
 class Scope(str, Enum):
     run = "run"
@@ -73,7 +81,6 @@ def analyze_command(
         elif fmt is Format.csv:
             write_csv(result, stream)
         else:
-            # A terminal keeps its width; a pipe or file gets room for every column.
-            console = Console(file=stream, width=None if stream.isatty() else 132)
+            console = table_console(stream)
             print_analysis(result, console)
     wrote(output)

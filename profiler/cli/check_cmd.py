@@ -12,7 +12,14 @@ import typer
 from rich.console import Console
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import FORCE_OPT, OUTPUT_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.cli.common import (
+    FORCE_OPT,
+    OUTPUT_OPT,
+    TRACES_ARG,
+    load_all,
+    output_stream,
+    wrote,
+)
 from profiler.errors import CheckFailed, ConfigError
 
 
@@ -69,8 +76,14 @@ def check_command(
     """
     from profiler.analysis import analyze
     from profiler.check import METRICS, Baseline, Budgets, apply_prices, check
-    from profiler.reporters.check_report import (check_table, describe_row, github_annotations,
-                                                 summary_line, write_junit, write_markdown)
+    from profiler.reporters.check_report import (
+        check_table,
+        describe_row,
+        github_annotations,
+        summary_line,
+        write_junit,
+        write_markdown,
+    )
 
     budgets = Budgets.from_file(budget)
     base = Baseline.from_file(baseline) if baseline is not None else None

@@ -10,6 +10,9 @@ from typing import IO, TYPE_CHECKING, Iterator, Optional
 import typer
 
 from profiler.errors import ProfilerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
@@ -36,6 +39,14 @@ def output_stream(path: Optional[Path], force: bool = True) -> Iterator[IO[str]]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as f:
         yield f
+
+
+def table_console(stream: IO[str], **kwargs) -> "Console":
+    """A rich console for tables: a terminal keeps its width; a pipe or a file gets room for every
+    column (rich would otherwise assume 80 columns and cut numbers short)."""
+    from rich.console import Console
+
+    return Console(file=stream, width=None if stream.isatty() else 160, **kwargs)
 
 
 def wrote(path: Optional[Path]) -> None:

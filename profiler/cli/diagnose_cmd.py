@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.cli.common import (
+    OUTPUT_OPT,
+    TRACES_ARG,
+    load_all,
+    output_stream,
+    table_console,
+    wrote,
+)
 from profiler.diagnose import diagnose
 from profiler.errors import ProfilerError
 from profiler.reporters.console import write_json
@@ -63,5 +69,5 @@ def diagnose_command(
         if fmt is Format.json:
             write_json(result.to_dict(), stream)
         else:
-            render(result, Console(file=stream, width=None if output is None else 160, highlight=False))
+            render(result, table_console(stream, highlight=False))
     wrote(output)

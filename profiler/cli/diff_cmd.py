@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, output_stream, wrote
+from profiler.cli.common import OUTPUT_OPT, output_stream, table_console, wrote
 
 
 class Format(str, Enum):
@@ -56,6 +55,6 @@ def diff_command(
         elif fmt is Format.markdown:
             diff_report.write_markdown(result, stream)
         else:
-            console = Console(file=stream, width=None if output is None else 200, highlight=False)
+            console = table_console(stream, highlight=False)
             diff_report.print_diff(result, console)
     wrote(output)

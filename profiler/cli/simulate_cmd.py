@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, TRACES_ARG, load_all, output_stream, price_table, wrote
+from profiler.cli.common import (
+    OUTPUT_OPT,
+    TRACES_ARG,
+    load_all,
+    output_stream,
+    price_table,
+    table_console,
+    wrote,
+)
 from profiler.errors import ConfigError
 from profiler.reporters.console import write_json
 
@@ -112,11 +118,13 @@ def simulate_command(
         if fmt is Format.json:
             write_json(result.to_dict(), stream)
         else:
-            from profiler.reporters.simulation import print_engine_simulation, print_provider_simulation
+            from profiler.reporters.simulation import print_provider_simulation
 
-            console = Console(file=stream, width=None if output is None else 160)
+            console = table_console(stream)
             if cache is Cache.engine:
-                print_engine_simulation(result, console)
+                from profiler.reporters.engine_cache import render
+
+                render(result, console)
             else:
                 print_provider_simulation(result, console)
     wrote(output)
@@ -124,14 +132,8 @@ def simulate_command(
 
 def _simulate_engine(loaded: list, capacities: list[str], block_size: int, preset: Optional[str],
                      policy: str) -> Any:
-    try:
-        engine = importlib.import_module("profiler.cache_sim.engine")
-    except ModuleNotFoundError as e:
-        if e.name != "profiler.cache_sim.engine":
-            raise
-        raise ConfigError("the engine cache simulator (profiler.cache_sim.engine) is not part of this "
-                          "installation; use a provider cache (--cache openai|anthropic|gemini|"
-                          "deepseek)") from None
+    from profiler.cache_sim import engine
+
     parsed: list[int | None] = [engine.parse_capacity(c, preset) for c in capacities] or [None]
     sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy)
     for w in getattr(sim, "warnings", ()) or ():

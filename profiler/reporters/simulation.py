@@ -3,14 +3,13 @@ reported cached tokens, cost) and an engine simulation (hit rate per capacity)."
 
 from __future__ import annotations
 
-from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from profiler.cache_sim.providers import ProviderSimulation
-from profiler.reporters.console import _fmt_cost, _fmt_int, _fmt_pct
+from profiler.reporters.console import _fmt_cost, _fmt_int
 
 
 def _fmt_s(v: float | None) -> str:
@@ -80,21 +79,3 @@ def provider_summary(sim: ProviderSimulation) -> str:
 def print_provider_simulation(sim: ProviderSimulation, console: Console) -> None:
     console.print(provider_table(sim))
     console.print(provider_summary(sim))
-
-
-def print_engine_simulation(sim: Any, console: Console) -> None:
-    """An engine simulation (`profiler.cache_sim.engine.EngineSimulation`): one row per capacity."""
-    table = Table(title=f"engine KV cache (block size {sim.block_size}, policy {sim.policy})",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("capacity (tokens)", justify="right")
-    table.add_column("hit tokens", justify="right")
-    table.add_column("hit rate", justify="right")
-    table.add_column("prefill tokens saved", justify="right")
-    table.add_column("evicted blocks", justify="right")
-    for r in sim.results:
-        capacity = "unlimited" if r.capacity_tokens is None else f"{r.capacity_tokens:,}"
-        table.add_row(capacity, _fmt_int(r.hit_tokens), _fmt_pct(r.hit_rate),
-                      _fmt_int(r.prefill_tokens_saved), _fmt_int(r.evicted_blocks))
-    console.print(table)
-    console.print(f"{sim.total_prompt_tokens:,} prompt tokens; an unlimited cache would hit "
-                  f"{sim.ideal_hit_tokens:,} ({sim.ideal_hit_rate:.1%})")
