@@ -1,8 +1,7 @@
 """Find and run an importer by format name (what `ctxprof import FORMAT` uses).
 
-`IMPORTERS` (in `profiler.importers`) names each format's function as "module:function"; formats whose
-module may not be installed in this build are listed in `OPTIONAL_IMPORTERS` and reported as
-unavailable, never as a crash. Importers take either `sources` (a list of files or folders, walked by
+`IMPORTERS` (in `profiler.importers`) names each format's function as "module:function"; a format
+whose module cannot be imported is reported as unavailable, never as a crash. Importers take either `sources` (a list of files or folders, walked by
 the importer itself) or a single `path`; for the latter, folders are walked here and the per-file
 traces merged.
 """
@@ -19,19 +18,13 @@ from profiler.importers import IMPORTERS
 from profiler.importers.common import PathLike, as_paths, merge_traces
 from profiler.trace.model import Trace
 
-# Formats written elsewhere; used when `IMPORTERS` does not list them (yet).
-OPTIONAL_IMPORTERS: dict[str, str] = {
-    "mooncake": "profiler.importers.mooncake:import_mooncake",
-    "otel": "profiler.importers.otel:import_otlp",
-}
-
 # Files a single-path importer is given when a folder is walked for it.
 _DATA_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".ndjson")
 
 
 def formats() -> dict[str, str]:
     """Every known format name -> "module:function"."""
-    return {**OPTIONAL_IMPORTERS, **IMPORTERS}
+    return dict(IMPORTERS)
 
 
 def load_importer(name: str) -> Callable[..., Trace]:
