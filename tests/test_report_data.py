@@ -116,7 +116,8 @@ def test_sections_are_wired_to_the_module_contracts(monkeypatch):
         all_steps = [s for r in runs for s in r.steps]
         return replace(analysis, runs=tuple(runs), totals=Totals.of(all_steps))
 
-    def simulate_provider(traces, provider, prices=None):
+    def simulate_provider(traces, provider, prices=None, **options):
+        calls.setdefault("simulate_options", {})[provider] = options
         totals = SimpleNamespace(input_tokens=100, predicted_cached_tokens=60, reported_cached_tokens=None,
                                  cost_usd=0.4, no_cache_cost_usd=1.0, saving_usd=0.6)
         step = SimpleNamespace(run_id="run-1", step_id="s1", input_tokens=100, predicted_cached_tokens=60,
@@ -143,7 +144,8 @@ def test_sections_are_wired_to_the_module_contracts(monkeypatch):
     data = build_report_data(make_trace(make_agent_run(steps=4)))
     # THEN every section is filled from them: default prices, priced analysis passed on to diagnose
     assert data.unavailable == {}
-    assert calls == {"apply_costs": prices, "diagnose_analysis_priced": True}
+    assert calls == {"apply_costs": prices, "diagnose_analysis_priced": True,
+                     "simulate_options": {"openai": {}, "anthropic": {"auto_breakpoints": True}, "gemini": {}}}
     assert data.costs.actual_usd == pytest.approx(2.0) and data.costs.ideal_saving_usd == pytest.approx(3.0)
     assert data.costs.priced_steps == 4 and data.costs.unpriced_steps == 0
     assert [s.provider for s in data.simulations] == ["openai", "anthropic", "gemini"]

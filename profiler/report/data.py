@@ -266,7 +266,12 @@ def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", bl
     providers_mod = _optional("profiler.cache_sim.providers", SECTION_SIMULATIONS, unavailable)
     if providers_mod is not None:
         for name in providers:
-            sim = _guarded(lambda: providers_mod.simulate_provider(trace_list, name, prices=prices),
+            # A what-if for Anthropic needs breakpoints: steps recorded without `cache_control` marks
+            # get the two a client would set (end of tools + system, end of prompt); marked steps
+            # keep their own.
+            options = {"auto_breakpoints": True} if name == "anthropic" else {}
+            sim = _guarded(lambda: providers_mod.simulate_provider(trace_list, name, prices=prices,
+                                                                   **options),
                            SECTION_SIMULATIONS, unavailable)
             if sim is not None:
                 simulations.append(scenario_from(sim))
