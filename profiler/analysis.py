@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from profiler.errors import ProfilerError
-from profiler.reuse import BlockReuseIndex, ReuseIndex, namespace_salt, _Powers
+from profiler.reuse import BlockReuseIndex, ReuseIndex, _Powers, namespace_salt
 from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, ordered_llm_steps
 

@@ -41,7 +41,12 @@ from typing import Any, Callable, Iterable, NewType, Protocol, Sequence
 
 import numpy as np
 
-from profiler.cache_sim.presets import PRESETS, ModelPreset, parse_capacity, resolve_preset
+from profiler.cache_sim.presets import (
+    PRESETS,
+    ModelPreset,
+    parse_capacity,
+    resolve_preset,
+)
 from profiler.errors import ProfilerError
 from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, step_order_key

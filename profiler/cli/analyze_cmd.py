@@ -13,6 +13,7 @@ from profiler.cli.app import app, err_console
 from profiler.cli.common import (
     OUTPUT_OPT,
     TRACES_ARG,
+    Scope,
     load_all,
     output_stream,
     price_table,
@@ -20,11 +21,6 @@ from profiler.cli.common import (
     wrote,
 )
 from profiler.reporters.console import print_analysis, write_csv, write_json
-
-
-class Scope(str, Enum):
-    run = "run"
-    global_ = "global"
 
 
 class Pricing(str, Enum):

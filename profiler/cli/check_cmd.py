@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -16,17 +15,12 @@ from profiler.cli.common import (
     FORCE_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
+    Scope,
     load_all,
     output_stream,
     wrote,
 )
 from profiler.errors import CheckFailed, ConfigError
-
-
-class Scope(str, Enum):
-    run = "run"
-    global_ = "global"
-
 
 SCOPE_OPT = typer.Option(None, "--scope",
                          help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Optional
 
@@ -17,6 +18,13 @@ from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
     from profiler.pricing import PriceTable
+
+class Scope(str, Enum):
+    """Which earlier steps a step is compared with (see docs/metrics.md)."""
+
+    run = "run"
+    global_ = "global"
+
 
 TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
                             show_default=False)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, output_stream, table_console, wrote
+from profiler.cli.common import OUTPUT_OPT, Scope, output_stream, table_console, wrote
 
 
 class Format(str, Enum):
@@ -17,10 +17,6 @@ class Format(str, Enum):
     json = "json"
     markdown = "markdown"
 
-
-class Scope(str, Enum):
-    run = "run"
-    global_ = "global"
 
 
 @app.command("diff")

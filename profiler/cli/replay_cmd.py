@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import TRACES_ARG, load_all, output_stream, wrote
+from profiler.cli.common import TRACES_ARG, Scope, load_all, output_stream, wrote
 from profiler.errors import CheckFailed
 
 
@@ -42,10 +42,6 @@ class Mode(str, Enum):
     reuse = "reuse"
     both = "both"
 
-
-class Scope(str, Enum):
-    run = "run"
-    global_ = "global"
 
 
 @app.command("replay")

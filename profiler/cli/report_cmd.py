@@ -9,13 +9,15 @@ from typing import Optional
 import typer
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import FORCE_OPT, TRACES_ARG, load_all, output_stream, wrote
+from profiler.cli.common import (
+    FORCE_OPT,
+    TRACES_ARG,
+    Scope,
+    load_all,
+    output_stream,
+    wrote,
+)
 from profiler.errors import ProfilerError
-
-
-class Scope(str, Enum):
-    run = "run"
-    global_ = "global"
 
 
 class Format(str, Enum):

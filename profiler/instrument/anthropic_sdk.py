@@ -13,8 +13,17 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Mapping
 
-from profiler.instrument.calls import (Accumulator, AsyncRecordedStream, LlmCall, RecordedStream,
-                                       _set_prompt, given, json_loads_or_text, materialize, plain)
+from profiler.instrument.calls import (
+    Accumulator,
+    AsyncRecordedStream,
+    LlmCall,
+    RecordedStream,
+    _set_prompt,
+    given,
+    json_loads_or_text,
+    materialize,
+    plain,
+)
 from profiler.trace.model import Output
 from profiler.usage import normalize_usage
 

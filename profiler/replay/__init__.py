@@ -26,8 +26,12 @@ from profiler.replay.result import (
     StepReplay,
     prefill_flops,
 )
-from profiler.replay.sequences import SequenceBuilder, StepSequence, Vocabulary, map_token_ids
-
+from profiler.replay.sequences import (
+    SequenceBuilder,
+    StepSequence,
+    Vocabulary,
+    map_token_ids,
+)
 
 __all__ = [
     "MODES",

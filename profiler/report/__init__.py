@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from profiler.report.data import (CostSummary, Finding, ReportData, ReuseMatrix, Scenario,
-                                  build_report_data)
+from profiler.report.data import (
+    CostSummary,
+    Finding,
+    ReportData,
+    ReuseMatrix,
+    Scenario,
+    build_report_data,
+)
 
 FORMATS = ("html", "markdown", "json")
 SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown",

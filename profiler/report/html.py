@@ -19,8 +19,14 @@ from typing import IO, Any
 
 from profiler import __version__
 from profiler.report import _fmt
-from profiler.report.data import (SECTION_COSTS, SECTION_DIAGNOSIS, SECTION_SIMULATIONS, Finding,
-                                  ReportData, step_label)
+from profiler.report.data import (
+    SECTION_COSTS,
+    SECTION_DIAGNOSIS,
+    SECTION_SIMULATIONS,
+    Finding,
+    ReportData,
+    step_label,
+)
 
 # Per-step table rows in the page; the JSON report has them all.
 MAX_TABLE_ROWS = 2000

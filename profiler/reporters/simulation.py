@@ -3,7 +3,6 @@ reported cached tokens, cost) and an engine simulation (hit rate per capacity)."
 
 from __future__ import annotations
 
-
 from rich import box
 from rich.console import Console
 from rich.table import Table

@@ -1,5 +1,6 @@
 """The trace file: data model (`model`) and reading/writing (`io`)."""
 
+from profiler.trace.io import TraceWriter, iter_records, load_trace, load_traces
 from profiler.trace.model import (
     CONTENT_LEVELS,
     FORMAT_NAME,
@@ -13,7 +14,6 @@ from profiler.trace.model import (
     TraceHeader,
     Usage,
 )
-from profiler.trace.io import TraceWriter, iter_records, load_trace, load_traces
 
 __all__ = [
     "CONTENT_LEVELS",
