@@ -710,19 +710,11 @@ def _verdict(kind: str, metric: str, lim: Limit, current: float | None, base: fl
 
 def apply_prices(analysis: "Analysis", traces: Sequence["Trace"],
                  prices_path: str | os.PathLike[str] | None = None) -> tuple["Analysis", tuple[str, ...]]:
-    """Fill the cost fields of `analysis` from a price table; returns it and warnings.
+    """Fill the cost fields of `analysis` from a price table; returns it and warnings (unknown
+    models: their cost stays unknown). A price file that cannot be read raises `PricingError`."""
+    from profiler.cost import apply_costs
+    from profiler.pricing import PriceTable
 
-    Without a cost model installed, the analysis is returned unpriced with a warning (its cost
-    metrics then check as "unknown"). A price file that cannot be read raises `PricingError`.
-    """
-    try:
-        from profiler.cost import apply_costs
-        from profiler.pricing import PriceTable
-    except ImportError:
-        if prices_path is not None:
-            raise ConfigError(f"{prices_path}: this ctxprof has no cost model to use the price file "
-                              "with; upgrade ctxprof") from None
-        return analysis, ("costs are unknown: this ctxprof has no cost model (profiler.cost)",)
     prices = PriceTable.from_file(prices_path) if prices_path is not None else PriceTable.default()
     priced = apply_costs(analysis, traces, prices)
     return priced, tuple(w for w in priced.warnings if w not in analysis.warnings)

@@ -6,6 +6,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from recording_helpers import fake_api  # noqa: E402,F401  (fixture: a local server answering like the APIs)
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLES = ROOT / "sample_traces"
 

@@ -325,7 +325,6 @@ def test_cost_budget_and_regression_on_priced_analyses():
 
 
 def test_costs_from_the_cost_model_feed_cost_budgets():
-    pytest.importorskip("profiler.cost")
     from profiler.check import apply_prices
 
     # GIVEN a trace of a model the price table knows

@@ -13,7 +13,7 @@ from pathlib import Path
 from profiler.importers.otel import import_otlp
 from profiler.trace import load_trace
 
-from recording_helpers import REPO, fake_api  # noqa: F401 (fixture)
+from recording_helpers import REPO
 
 
 def ctxprof(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -112,7 +112,6 @@ def test_cli_formats(traces, capsys, monkeypatch):
 
 
 def test_costs_are_diffed_when_priced(traces):
-    pytest.importorskip("profiler.cost")
     a, b = traces
     result = diff(load_summary(a)[0], load_summary(b)[0])
     total = result.workflows[0].total

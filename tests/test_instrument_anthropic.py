@@ -10,7 +10,6 @@ import anthropic
 import profiler
 from profiler.trace import load_trace
 
-from recording_helpers import fake_api  # noqa: F401 (fixture)
 
 API_KEY = "sk-ant-test-DO-NOT-LEAK-987654"
 MODEL = "claude-haiku-4-5"

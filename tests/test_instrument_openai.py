@@ -12,7 +12,7 @@ import profiler
 from profiler.trace import load_trace
 from profiler.usage import normalize_usage
 
-from recording_helpers import fake_api, records  # noqa: F401 (fixture)
+from recording_helpers import records
 
 API_KEY = "sk-test-DO-NOT-LEAK-0123456789"
 SYSTEM = {"role": "system", "content": "You are a careful assistant. " * 40}

@@ -177,7 +177,6 @@ def test_unknown_cost_fails_unless_allowed(inner):
 
 
 def test_cost_limits_use_the_price_table(inner):
-    pytest.importorskip("profiler.cost")
     # GIVEN a priced model: 930 input and 30 output tokens of gpt-4o-mini cost well under a cent
     inner.makepyfile(test_agent="""
         from agent import run_agent

@@ -30,10 +30,8 @@ class Format(str, Enum):
 
 def _default_prices() -> tuple[Any, str | None]:
     """The bundled price table, or (None, why) when it cannot be loaded (dollars are then unknown)."""
-    try:
-        from profiler.pricing import PriceTable
-    except ModuleNotFoundError as e:
-        return None, f"no price table ({e}): dollars are unknown"
+    from profiler.pricing import PriceTable
+
     try:
         return PriceTable.default(), None
     except ProfilerError as e:
