@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -15,15 +16,9 @@ METRICS = ["input_tokens", "output_tokens", "prefix_reused_tokens", "block_reuse
            "repeated_tokens", "novel_tokens", "reported_cached_tokens", "redundancy_ratio"]
 
 
-def ctxprof(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def ctxprof(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "profiler", *args], capture_output=True, text=True,
-                          cwd=cwd, env={"COLUMNS": "120", "PATH": "", "PYTHONPATH": ""} | _env())
-
-
-def _env():
-    import os
-
-    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS",)}
+                          env={**os.environ, "COLUMNS": "120"})
 
 
 def test_table_on_a_sample(samples):
