@@ -120,3 +120,27 @@ def test_version_and_help():
     for command in app_module.app.registered_commands:
         out = ctxprof(command.name, "--help")
         assert out.returncode == 0 and "Usage" in out.stdout, command.name
+
+
+def test_self_identifying_foreign_traces_are_read_directly(tmp_path):
+    # GIVEN a Mooncake block-hash trace (not a ctxprof trace): two requests sharing two 512-token blocks
+    mooncake = tmp_path / "mooncake.jsonl"
+    mooncake.write_text('{"timestamp": 0, "input_length": 1200, "output_length": 5, "hash_ids": [1, 2, 3]}\n'
+                        '{"timestamp": 10, "input_length": 1100, "output_length": 5, "hash_ids": [1, 2, 4]}\n')
+    # WHEN it is analysed in global scope, THEN it is imported on the fly, with a notice
+    out = ctxprof("analyze", str(mooncake), "--format", "json", "--scope", "global", "--pricing", "none")
+    assert out.returncode == 0, out.stderr
+    assert "as a mooncake trace" in out.stderr
+    steps = json.loads(out.stdout)["runs"][0]["steps"]
+    assert [s["prefix_reused_tokens"] for s in steps] == [0, 1024]
+
+
+def test_sniff_format_only_claims_what_identifies_itself(tmp_path, shared_data):
+    from profiler.importers.registry import sniff_format
+
+    assert sniff_format(shared_data / "mooncake" / "synthetic_trace.jsonl") == "mooncake"
+    assert sniff_format(shared_data / "otlp_genai_example.json") == "otel"
+    other = tmp_path / "x.jsonl"
+    other.write_text('{"messages": []}\n')
+    assert sniff_format(other) is None
+    assert sniff_format(tmp_path / "missing.jsonl") is None

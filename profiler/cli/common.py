@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Iterator, Optional
 
 import typer
 
-from profiler.errors import ProfilerError
+from profiler.errors import ProfilerError, TraceFormatError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,7 +33,27 @@ FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it
 
 
 def load_all(paths: list[Path]) -> list[Trace]:
-    return [load_trace(p) for p in paths]
+    """Load ctxprof traces; files in a format that identifies itself (Mooncake, OTLP JSON) are
+    imported on the fly, with a notice (`ctxprof import` writes them out once instead)."""
+    return [_load_one(p) for p in paths]
+
+
+def _load_one(path: Path) -> Trace:
+    try:
+        return load_trace(path)
+    except TraceFormatError as e:
+        if e.line != 1 or not e.reason.startswith(("not a ctxprof trace", "not JSON")):
+            raise
+        from profiler.importers.registry import import_sources, sniff_format
+
+        fmt = sniff_format(path)
+        if fmt is None:
+            raise
+        from profiler.cli.app import err_console
+
+        err_console.print(f"ctxprof: reading {path} as a {fmt} trace (`ctxprof import {fmt}` converts "
+                          "it once)", markup=False)
+        return import_sources(fmt, [path])
 
 
 @contextlib.contextmanager

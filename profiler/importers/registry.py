@@ -88,3 +88,26 @@ def import_sources(name: str, sources: PathLike | Iterable[PathLike],
     stems = [f.stem for f in files]
     labels = stems if len(set(stems)) == len(stems) else [f.as_posix() for f in files]
     return merge_traces(traces, labels=labels)
+
+
+def sniff_format(path: PathLike) -> str | None:
+    """The import format of a file that identifies itself by shape, or None: Mooncake traces (JSON
+    Lines with `hash_ids` and `input_length`) and OTLP JSON (`resourceSpans`). Other formats need
+    the user to name them (`ctxprof import FORMAT`)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        record = json.loads(first_line)
+    except ValueError:
+        record = None
+    if isinstance(record, dict) and "hash_ids" in record and "input_length" in record:
+        return "mooncake"
+    if head.lstrip().startswith(b"{") and b'"resourceSpans"' in head:
+        return "otel"
+    return None
