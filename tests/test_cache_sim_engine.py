@@ -305,6 +305,6 @@ def test_render_and_to_dict():
     assert text.index(" 16 ") < text.index("unbounded")
     assert "40 of" not in text and "an unbounded cache serves 40 (50.0%" in text
     data = json.loads(json.dumps(sim.to_dict()))
-    assert data["schema"] == "ctxprof.engine_cache/1"
+    assert data["schema"] == "ctxprof.engine-cache/1"
     assert [r["capacity_tokens"] for r in data["results"]] == [16, None]
     assert data["ideal_hit_tokens"] == 40 and data["total_prompt_tokens"] == 80

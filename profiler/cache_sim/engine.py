@@ -55,7 +55,7 @@ __all__ = ["BlockHash", "EngineCapacityResult", "EngineSimulation", "FIFOPolicy"
            "LRUPolicy", "ModelPreset", "POLICIES", "PRESETS", "parse_capacity", "resolve_preset",
            "simulate_engine", "step_blocks"]
 
-ENGINE_SCHEMA = "ctxprof.engine_cache/1"
+ENGINE_SCHEMA = "ctxprof.engine-cache/1"
 
 # A block's identity: the hash of its parent block's hash and its own content (so of the whole prefix).
 BlockHash = NewType("BlockHash", int)
