@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from profiler import __version__
-from profiler.report import _fmt
 from profiler.report.data import (
     SECTION_COSTS,
     SECTION_DIAGNOSIS,
@@ -27,6 +26,7 @@ from profiler.report.data import (
     ReportData,
     step_label,
 )
+from profiler.reporters import fmt as _fmt
 
 # Per-step table rows in the page; the JSON report has them all.
 MAX_TABLE_ROWS = 2000

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import IO, Any, Sequence
 
-from profiler.report import _fmt
 from profiler.report.data import (
     SECTION_COSTS,
     SECTION_DIAGNOSIS,
     SECTION_SIMULATIONS,
     ReportData,
 )
+from profiler.reporters import fmt as _fmt
 
 GITHUB_SUMMARY_LIMIT_BYTES = 1024 * 1024
 DEFAULT_MAX_BYTES = 900 * 1024

@@ -11,20 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.analysis import Analysis, Totals
+from profiler.reporters import fmt
 
-
-def _fmt_int(v: int | None) -> str:
-    return "-" if v is None else f"{v:,}"
-
-
-def _fmt_pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1%}"
-
-
-def _fmt_cost(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"${v:,.4f}" if abs(v) < 100 else f"${v:,.2f}"
+_fmt_int = fmt.tokens
+_fmt_pct = fmt.pct
+_fmt_cost = fmt.usd
 
 
 def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Table]:

@@ -1,4 +1,4 @@
-"""Number formatting shared by the report renderers ("-" stands for unknown, never 0)."""
+"""Number formatting shared by every renderer: console tables and reports ("-" stands for unknown, never 0)."""
 
 from __future__ import annotations
 
