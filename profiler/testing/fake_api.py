@@ -52,6 +52,12 @@ class Served:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) makes the kernel reset connections when dozens of clients
+    # connect at once, as the concurrency tests do.
+    request_queue_size = 256
+
+
 class FakeLLMServer:
     """Start with `with FakeLLMServer() as s:` (or `start()` / `stop()`); see the module docstring."""
 
@@ -86,7 +92,7 @@ class FakeLLMServer:
         class Handler(_Handler):
             server_owner = owner
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="fake-llm-server")
