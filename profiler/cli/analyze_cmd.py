@@ -11,7 +11,10 @@ import typer
 from profiler.analysis import analyze
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    BLOCK_SIZE_OPT,
+    MIN_REPEAT_OPT,
     OUTPUT_OPT,
+    SCOPE_OPT,
     TRACES_ARG,
     Scope,
     load_all,
@@ -37,13 +40,9 @@ class Format(str, Enum):
 @app.command("analyze")
 def analyze_command(
     traces: list[Path] = TRACES_ARG,
-    scope: Scope = typer.Option(Scope.run, "--scope",
-                                help="'run': compare each step with earlier steps of its run; "
-                                     "'global': with every earlier step, as a shared serving cache."),
-    block_size: int = typer.Option(16, "--block-size", min=1,
-                                   help="Block size (tokens) for block_reused_tokens, as vLLM's."),
-    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
-                                   help="Shortest run of tokens that counts as repeated context."),
+    scope: Scope = SCOPE_OPT,
+    block_size: int = BLOCK_SIZE_OPT,
+    min_repeat: int = MIN_REPEAT_OPT,
     pricing: Pricing = typer.Option(Pricing.default, "--pricing",
                                     help="'default': price steps with genai-prices (offline data); "
                                          "'none': no cost columns."),

@@ -13,6 +13,7 @@ from rich.console import Console
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
     FORCE_OPT,
+    MIN_REPEAT_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
     Scope,
@@ -126,8 +127,7 @@ def baseline_command(
     force: bool = FORCE_OPT,
     scope: Scope = typer.Option(Scope.run, "--scope", help="'run' or 'global' reuse scope."),
     block_size: int = typer.Option(16, "--block-size", min=1, help="Block size (tokens)."),
-    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
-                                   help="Shortest run of tokens that counts as repeated context."),
+    min_repeat: int = MIN_REPEAT_OPT,
     prices: Optional[Path] = PRICES_OPT,
 ) -> None:
     """Record the per-run metrics of traces as a baseline for `ctxprof check --baseline`."""

@@ -28,6 +28,13 @@ class Scope(str, Enum):
 
 TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
                             show_default=False)
+SCOPE_OPT = typer.Option(Scope.run, "--scope",
+                         help="'run': compare each step with earlier steps of its run; "
+                              "'global': with every earlier step, as a shared serving cache.")
+BLOCK_SIZE_OPT = typer.Option(16, "--block-size", min=1,
+                              help="Block size (tokens) for block_reused_tokens, as vLLM's.")
+MIN_REPEAT_OPT = typer.Option(32, "--min-repeat", min=1,
+                              help="Shortest run of tokens that counts as repeated context.")
 OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
 FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
 

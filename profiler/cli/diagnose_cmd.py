@@ -10,6 +10,7 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    MIN_REPEAT_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
     load_all,
@@ -46,8 +47,7 @@ def diagnose_command(
     min_tokens: int = typer.Option(64, "--min-tokens", min=1,
                                    help="Report a break only when it loses at least this many "
                                         "repeated tokens."),
-    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
-                                   help="Shortest run of tokens that counts as repeated context."),
+    min_repeat: int = MIN_REPEAT_OPT,
 ) -> None:
     """Find where each run's prompts stop matching earlier context although the content repeats.
 

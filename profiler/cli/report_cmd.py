@@ -10,7 +10,10 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    BLOCK_SIZE_OPT,
     FORCE_OPT,
+    MIN_REPEAT_OPT,
+    SCOPE_OPT,
     TRACES_ARG,
     Scope,
     load_all,
@@ -58,13 +61,9 @@ def report_command(
                              help="HTML: link plotly.js from cdn.plot.ly instead of embedding it "
                                   "(smaller file, needs network to view)."),
     title: str = typer.Option("ctxprof report", "--title", help="Report title."),
-    scope: Scope = typer.Option(Scope.run, "--scope",
-                                help="'run': compare each step with earlier steps of its run; "
-                                     "'global': with every earlier step, as a shared serving cache."),
-    block_size: int = typer.Option(16, "--block-size", min=1,
-                                   help="Block size (tokens) for block_reused_tokens, as vLLM's."),
-    min_repeat: int = typer.Option(32, "--min-repeat", min=1,
-                                   help="Shortest run of tokens that counts as repeated context."),
+    scope: Scope = SCOPE_OPT,
+    block_size: int = BLOCK_SIZE_OPT,
+    min_repeat: int = MIN_REPEAT_OPT,
 ) -> None:
     """Write a report: headline figures, tokens per step, cumulative cost, cache scenarios, reuse
     matrix, reported vs ideal caching, diagnosis and a per-step table.
