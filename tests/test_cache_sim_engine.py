@@ -308,3 +308,18 @@ def test_render_and_to_dict():
     assert data["schema"] == "ctxprof.engine-cache/1"
     assert [r["capacity_tokens"] for r in data["results"]] == [16, None]
     assert data["ideal_hit_tokens"] == 40 and data["total_prompt_tokens"] == 80
+
+
+def test_kv_presets_agree_with_the_replay_presets_of_the_same_model():
+    # The two tables serve different jobs (KV bytes here, whole architectures for replay); where they
+    # name the same model, its KV shape must be the same.
+    from profiler.cache_sim.presets import PRESETS as KV
+    from profiler.replay.models import PRESETS as REPLAY
+
+    shared = sorted(set(KV) & set(REPLAY))
+    assert shared == ["llama-3.2-1b", "qwen2.5-0.5b", "qwen2.5-1.5b"]
+    for name in shared:
+        c = REPLAY[name].config
+        head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+        assert (KV[name].layers, KV[name].kv_heads, KV[name].head_dim) == (
+            c["num_hidden_layers"], c["num_key_value_heads"], head_dim), name
