@@ -99,7 +99,7 @@ def test_tools_and_content_parts_render():
 
 
 def test_import_profiler_and_analysis_stay_light():
-    code = ("import sys, profiler, profiler.analysis, profiler.cli.app;"
+    code = ("import sys, profiler, profiler.analysis, profiler.cli.app; profiler.cli.app._register();"
             "bad = [m for m in ('torch', 'plotly', 'transformers', 'openai', 'anthropic', 'pynvml')"
             " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
