@@ -12,7 +12,8 @@ Contract:
   redundant work it measures.
 
 Chat rendering (ChatML-like, as OpenAI's chat format): the tool definitions first, as one block, then
-each message as `<|im_start|>{role}\\n{content}<|im_end|>\\n`, then the generation prompt
+the structured-output format (`Prompt.response_format`) as one block where there is one, then each
+message as `<|im_start|>{role}\\n{content}<|im_end|>\\n`, then the generation prompt
 `<|im_start|>assistant\\n`. The output is the assistant message body followed by `<|im_end|>`, so a
 later step that carries the answer in its history continues exactly the sequence this step left behind,
 as it does in a serving engine. `<|im_start|>` and `<|im_end|>` get ids just past the encoding's range.
@@ -290,6 +291,16 @@ def render_tools(tools: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
 
 
+def render_response_format(response_format: Mapping[str, Any]) -> str:
+    """A structured-output format as the text block the provider adds to the prompt.
+
+    OpenAI and Anthropic turn a JSON-schema response format into text the model reads ahead of the
+    conversation (OpenAI documents that the schema counts toward input tokens; neither publishes the
+    exact wording), so this is an approximation: the format object as sent, as JSON. What matters for
+    reuse is exact: two prompts differing only in their schema differ here, before the first message."""
+    return json.dumps(response_format, ensure_ascii=False)
+
+
 def _role_header(message: Mapping[str, Any]) -> str:
     role = str(message.get("role", "user"))
     name = message.get("name")
@@ -391,6 +402,8 @@ class StepTokenizer:
         parts: list[np.ndarray] = []
         if prompt.tools:
             parts += self._block(tok, "tools", render_tools(prompt.tools))
+        if prompt.response_format:
+            parts += self._block(tok, "response_format", render_response_format(prompt.response_format))
         for message in prompt.messages:
             parts += self._block(tok, _role_header(message), render_message_body(message))
         start, _ = self._specials(tok)
@@ -444,6 +457,8 @@ class StepTokenizer:
 
         if prompt.tools:
             add("tools", 0, "tools", render_tools(prompt.tools))
+        if prompt.response_format:
+            add("response_format", 0, "response_format", render_response_format(prompt.response_format))
         for i, message in enumerate(prompt.messages or ()):
             add("message", i, _role_header(message), render_message_body(message))
         return blocks
@@ -453,7 +468,7 @@ class StepTokenizer:
 class PromptBlock:
     """One block of a rendered prompt: tokens [start, end), its body beginning at `body_start`."""
 
-    label: str  # "tools", "message" or "text"
+    label: str  # "tools", "response_format", "message" or "text"
     index: int  # message index for "message" blocks, else 0
     start: int
     body_start: int

@@ -8,8 +8,14 @@ Record shapes accepted (per line; see docs/importing.md for examples):
 - LiteLLM `StandardLoggingPayload` style: the request fields at the top level (`messages`, `model`,
   `model_parameters.tools`), `response`, `startTime`, `endTime`, `completionStartTime`,
   `custom_llm_provider`, `metadata`.
-Bodies may be Chat Completions (`messages`, `tools`; response `choices[0].message`) or Responses API
-(`instructions`, `input`, `tools`; response `output[]`; `previous_response_id` chains are followed).
+Bodies may be Chat Completions (`messages`, `tools`; response `choices[0].message`), Responses API
+(`instructions`, `input`, `tools`; response `output[]`; `previous_response_id` chains are followed)
+or Anthropic Messages (top-level `system`, content blocks with `tool_use` / `tool_result` and
+`cache_control` marks kept; response `content[]`, `stop_reason`, Anthropic usage). A structured-output
+format (`response_format`, `text.format`, `output_format`) is kept in `Prompt.response_format`.
+Gemini `generateContent` bodies (`contents`, `systemInstruction`, `tools[].functionDeclarations`,
+`generationConfig.responseSchema`; response `candidates[0]`, `usageMetadata`) are read as well, for
+sources that record them (VCR cassettes, `profiler.importers.vcr`).
 
 Times: the start is the first of `start_time`, `startTime`, `request_time`, `timestamp`, `created`,
 `created_at`, `request_created_at`, then the response's `created` / `created_at`; the end is
@@ -84,6 +90,7 @@ class LoggedCall:
     previous_response_id: str | None = None
     api: str = "chat"
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    response_format: Mapping[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -106,9 +113,10 @@ def _request_body(record: Mapping[str, Any], path: Path, line: int) -> Mapping[s
                 raise TraceFormatError("is a string that is not JSON", path=path, line=line, field=key,
                                        hint=HINT) from None
         if isinstance(body, Mapping):
-            if "messages" in body or "input" in body:
+            if "messages" in body or "input" in body or "contents" in body:
                 return body
-            raise TraceFormatError("has neither 'messages' (Chat Completions) nor 'input' (Responses)",
+            raise TraceFormatError("has neither 'messages' (Chat Completions, Anthropic Messages), "
+                                   "'input' (Responses) nor 'contents' (Gemini)",
                                    path=path, line=line, field=key, hint=HINT)
     if "messages" in record or "input" in record:
         return record
@@ -183,6 +191,123 @@ def _responses_output(response: Mapping[str, Any]) -> tuple[dict[str, Any] | Non
     return message, status if isinstance(status, str) else None
 
 
+def _is_anthropic(body: Mapping[str, Any], response: Mapping[str, Any] | None,
+                  provider: str | None) -> bool:
+    """An Anthropic Messages call: its response is a `message` with `content[]`, or its request has
+    a top-level `system` (Chat Completions has none), or the provider says so."""
+    if response is not None and response.get("type") == "message" and isinstance(response.get("content"), list):
+        return True
+    if "system" in body:
+        return True
+    return provider == "anthropic" and (response is None or "choices" not in response)
+
+
+def _anthropic_messages(body: Mapping[str, Any], path: Path, line: int) -> list[dict[str, Any]]:
+    """An Anthropic Messages request as chat messages: the top-level `system` (string or content
+    blocks, `cache_control` marks kept) becomes a leading system message; the messages keep their
+    content blocks (text, tool_use, tool_result, images) as sent."""
+    messages: list[dict[str, Any]] = []
+    system = body.get("system")
+    if isinstance(system, (str, list)) and system:
+        messages.append({"role": "system", "content": system})
+    elif system not in (None, "", []):
+        raise TraceFormatError("expected a string or a list of content blocks", path=path, line=line,
+                               field="request.system", hint=HINT)
+    messages.extend(dict(m) for m in body["messages"])
+    return messages
+
+
+def _anthropic_output(response: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """An Anthropic response's `content[]` as the assistant message a follow-up request carries
+    (the same blocks: text, tool_use, thinking)."""
+    content = response.get("content")
+    if not isinstance(content, list):
+        return None, None
+    stop = response.get("stop_reason")
+    return ({"role": "assistant", "content": [dict(b) if isinstance(b, Mapping) else b for b in content]},
+            stop if isinstance(stop, str) else None)
+
+
+def _gemini_parts(parts: Any) -> list[Any]:
+    """Gemini content parts as chat content parts: text parts as `{"type": "text"}`, the rest
+    (function calls and responses, inline data) as sent, their JSON standing in for them."""
+    out: list[Any] = []
+    for part in parts if isinstance(parts, list) else []:
+        if isinstance(part, Mapping) and set(part) <= {"text", "thought"} and isinstance(part.get("text"), str):
+            out.append({"type": "text", "text": part["text"]})
+        else:
+            out.append(dict(part) if isinstance(part, Mapping) else part)
+    return out
+
+
+def _gemini_messages(body: Mapping[str, Any], path: Path, line: int) -> list[dict[str, Any]]:
+    """A Gemini `generateContent` request as chat messages: `systemInstruction` first, then each
+    content (role `model` -> assistant)."""
+    messages: list[dict[str, Any]] = []
+    system = body.get("systemInstruction", body.get("system_instruction"))
+    if isinstance(system, Mapping):
+        messages.append({"role": "system", "content": _gemini_parts(system.get("parts"))})
+    elif isinstance(system, str):
+        messages.append({"role": "system", "content": system})
+    contents = body.get("contents")
+    if isinstance(contents, str):
+        contents = [{"role": "user", "parts": [{"text": contents}]}]
+    if not isinstance(contents, list):
+        raise TraceFormatError("expected a list of contents", path=path, line=line, field="request.contents",
+                               hint=HINT)
+    for i, c in enumerate(contents):
+        if not isinstance(c, Mapping):
+            raise TraceFormatError("must be an object", path=path, line=line, field=f"request.contents[{i}]")
+        role = "assistant" if c.get("role") == "model" else str(c.get("role") or "user")
+        messages.append({"role": role, "content": _gemini_parts(c.get("parts"))})
+    return messages
+
+
+def _gemini_output(response: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    candidate = get_path(response, "candidates.0")
+    if not isinstance(candidate, Mapping):
+        return None, None
+    finish = candidate.get("finishReason")
+    return ({"role": "assistant", "content": _gemini_parts(get_path(candidate, "content.parts"))},
+            finish if isinstance(finish, str) else None)
+
+
+def _gemini_tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Gemini tools: each function declaration as one tool definition; other tools (search, code
+    execution) as sent."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return None
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            continue
+        decls = tool.get("functionDeclarations", tool.get("function_declarations"))
+        if isinstance(decls, list):
+            out.extend({"type": "function", "function": dict(d)} for d in decls if isinstance(d, Mapping))
+        else:
+            out.append(dict(tool))
+    return out
+
+
+def response_format_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The structured-output format a request asked for, as sent: Chat Completions
+    `response_format`, Responses `text.format`, Anthropic `output_format` / `output_config.format`.
+    Plain text (`{"type": "text"}`) is no format."""
+    for value in (body.get("response_format"), get_path(body, "text.format"), body.get("output_format"),
+                  get_path(body, "output_config.format")):
+        if isinstance(value, Mapping) and value.get("type") != "text":
+            return dict(value)
+    config = body.get("generationConfig", body.get("generation_config"))
+    if isinstance(config, Mapping):
+        schema = {k: config[k] for k in ("responseMimeType", "responseSchema", "responseJsonSchema",
+                                         "response_mime_type", "response_schema", "response_json_schema")
+                  if k in config}
+        if any("schema" in k.lower() for k in schema):
+            return schema
+    return None
+
+
 def _times(record: Mapping[str, Any], response: Mapping[str, Any] | None, path: Path, line: int
            ) -> tuple[float | None, float | None, float | None]:
     start = end = None
@@ -240,7 +365,6 @@ def parse_record(record: Any, *, path: Path, line: int, run_key: str | None) -> 
     provider = (explicit if isinstance(explicit, str) else None) or provider or guess_provider(bare_model)
 
     if "messages" in body:
-        api = "chat"
         messages = body["messages"]
         if not isinstance(messages, list):
             raise TraceFormatError("expected a list", path=path, line=line, field="request.messages",
@@ -249,18 +373,31 @@ def parse_record(record: Any, *, path: Path, line: int, run_key: str | None) -> 
             if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
                 raise TraceFormatError("must be an object with a string 'role'", path=path, line=line,
                                        field=f"request.messages[{i}]", hint=HINT)
-        messages = list(messages)
         output = finish = None
-        choice = get_path(response, "choices.0") if response is not None else None
-        if isinstance(choice, Mapping) and isinstance(choice.get("message"), Mapping):
-            output = assistant_message(choice["message"])
-            finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+        if _is_anthropic(body, response, provider):
+            api = "anthropic-messages"
+            provider = provider or "anthropic"
+            messages = _anthropic_messages(body, path, line)
+            if response is not None:
+                output, finish = _anthropic_output(response)
+        else:
+            api = "chat"
+            messages = list(messages)
+            choice = get_path(response, "choices.0") if response is not None else None
+            if isinstance(choice, Mapping) and isinstance(choice.get("message"), Mapping):
+                output = assistant_message(choice["message"])
+                finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+    elif "contents" in body:
+        api = "gemini"
+        provider = provider or "google"
+        messages = _gemini_messages(body, path, line)
+        output, finish = _gemini_output(response) if response is not None else (None, None)
     else:
         api = "responses"
         messages = _responses_input(body, path, line)
         output, finish = _responses_output(response) if response is not None else (None, None)
 
-    tools = body.get("tools")
+    tools = _gemini_tools(body) if api == "gemini" else body.get("tools")
     if tools is None:
         tools = get_path(record, "model_parameters.tools")
     if tools is None and isinstance(body.get("functions"), list):  # legacy function calling
@@ -269,7 +406,7 @@ def parse_record(record: Any, *, path: Path, line: int, run_key: str | None) -> 
         raise TraceFormatError("expected a list of tool definitions", path=path, line=line,
                                field="request.tools", hint=HINT)
 
-    raw_usage = response.get("usage") if response is not None else None
+    raw_usage = response.get("usage", response.get("usageMetadata")) if response is not None else None
     if not isinstance(raw_usage, Mapping) and "prompt_tokens" in record:
         # LiteLLM / Helicone records carry the counts at the top level as well.
         raw_usage = {k: record[k] for k in ("prompt_tokens", "completion_tokens") if k in record}
@@ -298,7 +435,8 @@ def parse_record(record: Any, *, path: Path, line: int, run_key: str | None) -> 
         path=path, line=line, model=bare_model, provider=provider, messages=tuple(messages),
         tools=None if tools is None else tuple(tools), output=output, finish_reason=finish, usage=usage,
         start_unix_s=start, end_unix_s=end, ttft_ms=ttft, run_key=key_value, response_id=response_id,
-        previous_response_id=previous if isinstance(previous, str) else None, api=api, attributes=attrs)
+        previous_response_id=previous if isinstance(previous, str) else None, api=api, attributes=attrs,
+        response_format=response_format_of(body))
 
 
 # ------------------------------------------------------------------------------------------ grouping
@@ -374,6 +512,25 @@ def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None
     return assigned
 
 
+def calls_to_steps(calls: Sequence[LoggedCall], run_ids: Sequence[str]) -> list[Step]:
+    """One `llm` step per call, numbered within its run (`call-1`, `call-2`, ...)."""
+    steps: list[Step] = []
+    counts: dict[str, int] = {}
+    for call, rid in zip(calls, run_ids, strict=True):
+        counts[rid] = counts.get(rid, 0) + 1
+        steps.append(Step(
+            run_id=rid, step_id=f"call-{counts[rid]}", name="llm", model=call.model,
+            provider=call.provider, start_unix_s=call.start_unix_s, end_unix_s=call.end_unix_s,
+            ttft_ms=call.ttft_ms,
+            prompt=Prompt(messages=call.messages, tools=call.tools, response_format=call.response_format),
+            output=Output(message=None if call.output is None else dict(call.output),
+                          finish_reason=call.finish_reason),
+            usage=call.usage,
+            attributes={**call.attributes, "source_file": call.path.name, "api": call.api,
+                        **({"response_id": call.response_id} if call.response_id else {})}))
+    return steps
+
+
 # ------------------------------------------------------------------------------------------ public
 
 def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str | None = None,
@@ -426,20 +583,7 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
             renumber[rid] = f"run-{len(renumber) + 1}"
     run_ids = [renumber.get(r, r) if r is not None else None for r in run_ids]
 
-    steps: list[Step] = []
-    counts: dict[str, int] = {}
-    for call, rid in zip(calls, run_ids):
-        assert rid is not None
-        counts[rid] = counts.get(rid, 0) + 1
-        steps.append(Step(
-            run_id=rid, step_id=f"call-{counts[rid]}", name="llm", model=call.model,
-            provider=call.provider, start_unix_s=call.start_unix_s, end_unix_s=call.end_unix_s,
-            ttft_ms=call.ttft_ms, prompt=Prompt(messages=call.messages, tools=call.tools),
-            output=Output(message=None if call.output is None else dict(call.output),
-                          finish_reason=call.finish_reason),
-            usage=call.usage,
-            attributes={**call.attributes, "source_file": call.path.name, "api": call.api,
-                        **({"response_id": call.response_id} if call.response_id else {})}))
+    steps = calls_to_steps(calls, [r for r in run_ids if r is not None])
     runs = [Run(run_id=rid, workflow=FORMAT) for rid in dict.fromkeys(r for r in run_ids if r)]
 
     reconstructed: dict[str, str] = {}
@@ -466,4 +610,5 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
     return build_trace(steps, runs, header)
 
 
-__all__ = ["LoggedCall", "group_by_continuation", "import_openai_logs", "parse_record"]
+__all__ = ["LoggedCall", "calls_to_steps", "group_by_continuation", "import_openai_logs", "parse_record",
+           "response_format_of"]

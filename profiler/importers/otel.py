@@ -17,7 +17,8 @@ exporter writes) and returns a `Trace`:
   `gen_ai.output.messages`, `gen_ai.tool.definitions` (JSON strings or structured values, in the
   conventions' `parts` form), or from span events (`gen_ai.*.message`, `gen_ai.choice`,
   `gen_ai.client.inference.operation.details`), or OpenLLMetry's `gen_ai.prompt.N.*` /
-  OpenInference's `llm.input_messages.N.*` flattened attributes.
+  OpenInference's `llm.input_messages.N.*` flattened attributes (with their tool calls,
+  `tool_call_id` and content parts) and `llm.tools.N.tool.json_schema` tool definitions.
 
 `export_otlp(trace, path)` writes the same shape: per run a root `invoke_agent` span, per step a
 `chat {model}` (CLIENT) or `execute_tool {name}` span with those attributes. Because the conventions'
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from profiler.errors import TraceFormatError
+from profiler.importers.common import walk
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
 
 LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "completion")
@@ -300,24 +302,84 @@ def _messages_attr(value: Any) -> list[dict[str, Any]] | None:
     return [_parts_to_message(m) for m in value if isinstance(m, Mapping)]
 
 
+_FLAT_TOOL_CALL = re.compile(r"^tool_calls\.(\d+)\.(?:tool_call\.)?(.+)$")
+_FLAT_CONTENT = re.compile(r"^contents\.(\d+)\.message_content\.(.+)$")
+
+
 def _flattened_messages(attrs: Mapping[str, Any], prefix: str, role_key: str,
                         content_key: str) -> list[dict[str, Any]] | None:
+    """Messages from flattened attributes: `{prefix}.N.{role_key}` / `{content_key}` and, beside them
+    (same key stem: `message.` for OpenInference, none for OpenLLMetry), the name, `tool_call_id`,
+    tool calls (`tool_calls.M.tool_call.id` / `.function.name` / `.function.arguments`, OpenLLMetry
+    `tool_calls.M.id` / `.name` / `.arguments`) and content parts (`contents.M.message_content.type`
+    / `.text` / `.image.image.url`), so tool use and multi-part content reach the prompt."""
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
+    stem = role_key[: -len("role")] if role_key.endswith("role") else ""
     found: dict[int, dict[str, Any]] = {}
+    calls: dict[int, dict[int, dict[str, Any]]] = {}
+    parts: dict[int, dict[int, dict[str, Any]]] = {}
     for key, value in attrs.items():
         m = pattern.match(key)
         if not m:
             continue
+        i = int(m.group(1))
         rest = key[m.end():]
-        slot = found.setdefault(int(m.group(1)), {})
+        slot = found.setdefault(i, {})
         if rest == role_key:
             slot["role"] = str(value)
-        elif rest == content_key:
+            continue
+        if rest == content_key:
             slot["content"] = value
+            continue
+        if not rest.startswith(stem):
+            continue
+        field = rest[len(stem):]
+        if field in ("name", "tool_call_id"):
+            slot[field] = str(value)
+        elif (c := _FLAT_TOOL_CALL.match(field)) is not None:
+            calls.setdefault(i, {}).setdefault(int(c.group(1)), {})[c.group(2)] = value
+        elif (c := _FLAT_CONTENT.match(field)) is not None:
+            parts.setdefault(i, {}).setdefault(int(c.group(1)), {})[c.group(2)] = value
     if not found:
         return None
-    return [{"role": found[i].get("role", "user"), "content": found[i].get("content")}
-            for i in sorted(found)]
+    out = []
+    for i in sorted(found):
+        slot = found[i]
+        message: dict[str, Any] = {"role": slot.get("role", "user"), "content": slot.get("content")}
+        if i in parts and message["content"] is None:
+            content = []
+            for j in sorted(parts[i]):
+                part = parts[i][j]
+                kind = str(part.get("type", "text"))
+                if kind == "image":
+                    content.append({"type": "image_url", "image_url": {"url": part.get("image.image.url")}})
+                else:
+                    content.append({"type": "text", "text": str(part.get("text", ""))})
+            message["content"] = content
+        if i in calls:
+            message["tool_calls"] = [{
+                "id": call.get("id"), "type": "function",
+                "function": {"name": call.get("function.name", call.get("name")),
+                             "arguments": call.get("function.arguments", call.get("arguments"))}}
+                for _, call in sorted(calls[i].items())]
+        for field in ("name", "tool_call_id"):
+            if field in slot:
+                message[field] = slot[field]
+        out.append(message)
+    return out
+
+
+def _flattened_tools(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """OpenInference tool definitions: `llm.tools.N.tool.json_schema` (a JSON string each)."""
+    pattern = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        m = pattern.match(key)
+        if m is None:
+            continue
+        tool = _json_value(value)
+        found[int(m.group(1))] = dict(tool) if isinstance(tool, Mapping) else {"json_schema": value}
+    return [found[i] for i in sorted(found)] if found else None
 
 
 def _prompt_output(span: _Span, notes: set[str]) -> tuple[Prompt, Output]:
@@ -348,6 +410,8 @@ def _prompt_output(span: _Span, notes: set[str]) -> tuple[Prompt, Output]:
         messages += found or []
         tools = _json_value(_first(a, "gen_ai.tool.definitions", "llm.tools"))
         tools_list = [t for t in tools if isinstance(t, Mapping)] if isinstance(tools, list) else None
+        if not tools_list:
+            tools_list = _flattened_tools(a)
         prompt = Prompt(messages=tuple(messages), tools=tuple(tools_list) if tools_list else None) if (
             messages or tools_list) else Prompt()
     if isinstance(exact_output, dict):
@@ -426,7 +490,8 @@ def _seconds(ns: int | None) -> float | None:
 
 def import_otlp(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Trace:
     """Read OTLP JSON files with GenAI spans into one `Trace` (see the module docstring)."""
-    paths = [Path(sources)] if isinstance(sources, (str, os.PathLike)) else [Path(p) for p in sources]
+    # Folders are walked for the files the OTLP file exporter and encoders write.
+    paths = walk(sources, (".json", ".jsonl", ".ndjson"))
     spans: list[_Span] = []
     for path in paths:
         for lineno, request in _iter_requests(path):

@@ -120,6 +120,9 @@ class Prompt:
     """What was sent to the model, at one of three content levels.
 
     - text: `messages` (chat messages as the provider API takes them) and `tools`, or raw `text`;
+      `response_format` is the structured-output format the request asked for, as sent (OpenAI
+      `response_format` / Responses `text.format`, Anthropic `output_format`): the provider injects
+      its schema into the prompt, so it is part of what the model read;
     - tokens: `token_ids` with the `tokenizer` that produced them;
     - hashes: `block_hashes` of `block_size`-token blocks and `num_tokens` (content-free). Hashes are
       per-block content hashes unless `chained` is true (each hash then already identifies the whole
@@ -135,6 +138,7 @@ class Prompt:
     block_size: int | None = None
     num_tokens: int | None = None
     chained: bool = False
+    response_format: Mapping[str, Any] | None = None
 
     @property
     def level(self) -> str:
@@ -157,6 +161,7 @@ class Prompt:
             "block_size": self.block_size,
             "num_tokens": self.num_tokens,
             "chained": True if self.chained else None,
+            "response_format": None if self.response_format is None else dict(self.response_format),
         })
 
     @classmethod
@@ -191,6 +196,7 @@ class Prompt:
             block_size=block_size,
             num_tokens=num_tokens,
             chained=bool(_field(d, "chained", bool, prefix=prefix, default=False)),
+            response_format=_field(d, "response_format", dict, prefix=prefix),
         )
 
 
