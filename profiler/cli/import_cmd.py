@@ -19,7 +19,7 @@ from profiler.trace.io import write_trace
 def import_command(
     fmt: str = typer.Argument(..., metavar="FORMAT",
                               help="Source format: openai-log, openhands, swe-agent, mini-swe-agent, "
-                                   "tau-bench, mooncake, otel."),
+                                   "tau-bench, mooncake, otel, vcr."),
     sources: list[Path] = typer.Argument(..., metavar="SOURCE...",
                                          help="Files or folders (folders are walked).", show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Trace file to write (.jsonl or .jsonl.gz)."),

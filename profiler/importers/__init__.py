@@ -18,4 +18,5 @@ IMPORTERS: dict[str, str] = {
     "tau-bench": "profiler.importers.tau_bench:import_tau_bench",
     "otel": "profiler.importers.otel:import_otlp",
     "mooncake": "profiler.importers.mooncake:import_mooncake",
+    "vcr": "profiler.importers.vcr:import_vcr",
 }

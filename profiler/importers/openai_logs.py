@@ -27,7 +27,8 @@ Runs: with `run_key` (a dotted path such as "metadata.session_id", looked up in 
 the request body) each distinct value is a run. Calls without it are grouped by prefix continuation
 (`group_by_continuation`): a call joins the open run whose last prompt plus output its messages
 extend -- same model, its message list starts with that run's previous messages followed by that run's
-last answer, and it starts within `window_s` of the run's last activity; a call whose messages equal a
+last answer (or that answer as the framework rewrote it: `rewritten_answer`; an exact answer wins over
+a rewritten one), and it starts within `window_s` of the run's last activity; a call whose messages equal a
 run's last prompt, starting after that call ended, is a retry and joins it too; anything else starts a
 new run. The most specific (longest) match wins; ties go to the most recently active run.
 """
@@ -42,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from profiler.errors import TraceFormatError
 from profiler.importers.common import (
     PathLike,
+    canonical_tool_calls,
     as_paths,
     assistant_message,
     build_trace,
@@ -54,6 +56,7 @@ from profiler.importers.common import (
     split_model_route,
     walk,
 )
+from profiler.tokens import render_content
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, Usage
 from profiler.usage import normalize_usage
 
@@ -448,6 +451,7 @@ class _OpenRun:
     prompt_keys: list[tuple[Any, ...]]
     prompt_hash: int
     output_key: tuple[Any, ...] | None
+    output: Mapping[str, Any] | None
     last_start: float | None
     last_end: float | None
     order: int  # position of its last call, for "most recently active"
@@ -459,6 +463,20 @@ def _prefix_hashes(keys: Sequence[tuple[Any, ...]]) -> list[int]:
     for key in keys:
         out.append(hash((out[-1], key)))
     return out
+
+
+def rewritten_answer(answer: Mapping[str, Any] | None, message: Mapping[str, Any]) -> bool:
+    """Whether `message` is the model's `answer` as a framework resent it after rewriting it: an
+    assistant message that keeps at least one of the answer's tool calls (some frameworks resend
+    only the call they ran) or whose text starts with the answer's text, or is its start (crewAI
+    appends "Observation: ..." to the answer; others trim it)."""
+    if answer is None or message.get("role") != "assistant":
+        return False
+    ids = {c.get("id") for c in canonical_tool_calls(answer.get("tool_calls")) or () if c.get("id")}
+    if ids & {c.get("id") for c in canonical_tool_calls(message.get("tool_calls")) or ()}:
+        return True
+    said, resent = render_content(answer.get("content")).strip(), render_content(message.get("content")).strip()
+    return bool(said and resent) and (resent.startswith(said) or said.startswith(resent))
 
 
 def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None = DEFAULT_WINDOW_S,
@@ -476,7 +494,7 @@ def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None
     for order, call in enumerate(calls):
         keys = [message_key(m) for m in call.messages]
         hashes = _prefix_hashes(keys)
-        best: tuple[tuple[int, int], _OpenRun] | None = None
+        best: tuple[tuple[int, int, int], _OpenRun] | None = None
         for n in range(len(keys) + 1):
             for run in index.get((call.model, n, hashes[n]), ()):
                 last = run.last_end if run.last_end is not None else run.last_start
@@ -488,15 +506,18 @@ def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None
                     if (call.start_unix_s is not None and run.last_end is not None
                             and call.start_unix_s < run.last_end):
                         continue
-                    score = (2 * n, run.order)
+                    score = (2 * n, 1, run.order)
+                elif run.output_key is None or keys[n] == run.output_key:
+                    score = (2 * n + 1, 1, run.order)
+                elif rewritten_answer(run.output, call.messages[n]):
+                    # The framework rewrote the answer before resending it; an exact match wins.
+                    score = (2 * n + 1, 0, run.order)
                 else:
-                    if run.output_key is not None and keys[n] != run.output_key:
-                        continue
-                    score = (2 * n + 1, run.order)
+                    continue
                 if (best is None or score > best[0]) and keys[:n] == run.prompt_keys:
                     best = (score, run)
         if best is None:
-            run = _OpenRun(f"{prefix}-{len(runs) + 1}", call.model, [], 0, None, None, None, order)
+            run = _OpenRun(f"{prefix}-{len(runs) + 1}", call.model, [], 0, None, None, None, None, order)
             runs.append(run)
         else:
             run = best[1]
@@ -504,6 +525,7 @@ def group_by_continuation(calls: Sequence[LoggedCall], *, window_s: float | None
         run.prompt_keys = keys
         run.prompt_hash = hashes[-1]
         run.output_key = None if call.output is None else message_key(call.output)
+        run.output = call.output
         run.last_start = call.start_unix_s
         run.last_end = call.end_unix_s if call.end_unix_s is not None else call.start_unix_s
         run.order = order
@@ -611,4 +633,4 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
 
 
 __all__ = ["LoggedCall", "calls_to_steps", "group_by_continuation", "import_openai_logs", "parse_record",
-           "response_format_of"]
+           "response_format_of", "rewritten_answer"]
