@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from profiler.errors import TraceFormatError
 from profiler.importers.openai_logs import group_by_continuation, import_openai_logs, parse_record
+from profiler.trace.model import Prompt, Step, Trace
 
 SYSTEM = {"role": "system", "content": "You are a helpful travel agent."}
 
@@ -350,3 +351,125 @@ def test_a_responses_chain_stays_in_its_run_across_a_model_change(tmp_path):
     # THEN the follow-up joins the first call's run, and runs are numbered without gaps
     assert {r.run_id: [s.attributes["source_line"] for s in r.steps] for r in trace.runs} == {
         "run-1": [1, 3], "run-2": [2]}
+
+
+# ------------------------------------------------------------- recorded Anthropic and structured bodies
+# Both logs hold real calls recorded by crewAI's test suite (tests/data/vcr/LICENSE), as request and
+# response bodies with the response's time.
+
+RECORDED = Path(__file__).resolve().parent / "data" / "openai_log"
+
+
+def test_an_anthropic_messages_body_keeps_system_blocks_answer_and_usage() -> None:
+    # GIVEN two recorded Anthropic Messages calls (top-level system, a cache_control mark, tools)
+    # WHEN the log is imported
+    trace = import_openai_logs(RECORDED / "anthropic_messages.jsonl")
+    first = trace.steps[0]
+    # THEN the system prompt is the first message, the content blocks keep their cache mark,
+    assert first.provider == "anthropic" and first.attributes["api"] == "anthropic-messages"
+    assert first.prompt.messages[0]["role"] == "system"
+    assert first.prompt.messages[0]["content"].startswith("You are a helpful assistant that uses tools.")
+    assert first.prompt.messages[1]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert first.prompt.tools[0]["name"] == "get_weather"
+    # the content[] answer is the output (a tool_use block), and usage is Anthropic's, made inclusive
+    assert first.output.message["content"][0]["type"] == "tool_use"
+    assert first.output.finish_reason == "tool_use"
+    assert (first.usage.input_tokens, first.usage.cache_read_tokens, first.usage.output_tokens) == (
+        24 + 1857, 1857, 33)
+
+
+def test_the_anthropic_simulator_and_the_tokenizer_see_what_the_body_sent() -> None:
+    from profiler.cache_sim.providers import anthropic_breakpoints
+    from profiler.tokens import StepTokenizer
+
+    # GIVEN the recorded Anthropic call, and the same body with its system prompt as marked blocks
+    record = json.loads((RECORDED / "anthropic_messages.jsonl").read_text().splitlines()[0])
+    blocks = dict(record, request={**record["request"], "system": [
+        {"type": "text", "text": record["request"]["system"], "cache_control": {"type": "ephemeral"}}]})
+    tok = StepTokenizer()
+    for rec, mark in ((record, "messages[1].content[0]"), (blocks, "messages[0].content[0]")):
+        call = parse_record(rec, path=Path("log.jsonl"), line=1, run_key=None)
+        step = import_openai_logs_step(call)
+        # WHEN its prompt is tokenized and its breakpoints are read
+        marks, _ = anthropic_breakpoints(step, tok)
+        # THEN the padded system prompt is in the prompt (1,881 Claude tokens were billed; about 1,200
+        # in the o200k stand-in, against ~150 for the tools and user turn alone) and the mark is a
+        # breakpoint
+        assert tok.prompt_tokens(step).size > 1000
+        assert mark in [m.where for m in marks]
+
+
+def import_openai_logs_step(call):
+    from profiler.importers.openai_logs import calls_to_steps
+
+    return calls_to_steps([call], ["run-1"])[0]
+
+
+def test_a_chat_completions_body_is_not_taken_for_anthropic_by_its_provider_alone() -> None:
+    # GIVEN a LiteLLM-style record routed to Anthropic but logged in Chat Completions form
+    record = chat_record([SYSTEM, {"role": "user", "content": "Hi"}], "Hello",
+                         custom_llm_provider="anthropic")
+    # WHEN parsed THEN the chat answer is read from choices[0]
+    call = parse_record(record, path=Path("log.jsonl"), line=1, run_key=None)
+    assert call.api == "chat" and call.output["content"] == "Hello"
+
+
+def test_structured_output_schemas_are_kept_and_counted_in_the_prompt() -> None:
+    from profiler.analysis import analyze
+
+    # GIVEN recorded crewAI calls, some with an OpenAI json_schema response_format
+    trace = import_openai_logs(RECORDED / "structured_output.jsonl")
+    with_schema = [s for s in trace.steps if s.prompt.response_format is not None]
+    assert with_schema and with_schema[0].prompt.response_format["type"] == "json_schema"
+    # WHEN analysed with and without the schema
+    step = with_schema[0]
+    bare = Step(run_id=step.run_id, step_id="bare", model=step.model,
+                prompt=Prompt(messages=step.prompt.messages, tools=step.prompt.tools))
+    counted = analyze(Trace.from_steps([step])).steps[0].input_tokens
+    without = analyze(Trace.from_steps([bare])).steps[0].input_tokens
+    # THEN the schema's tokens are part of the prompt
+    assert counted - without > 50
+
+
+def test_two_calls_differing_only_in_their_schema_are_not_a_full_prefix_hit() -> None:
+    from profiler.analysis import analyze
+
+    # GIVEN a recorded call with a schema, and the same call again with one more schema property
+    record = next(json.loads(l) for l in (RECORDED / "structured_output.jsonl").read_text().splitlines()
+                  if "response_format" in l)
+    changed = json.loads(json.dumps(record))
+    schema = changed["request"]["response_format"]["json_schema"]["schema"]
+    schema["properties"]["confidence"] = {"type": "number"}
+    records = [dict(record, start_time=1.0, end_time=2.0, metadata={"r": "a"}),
+               dict(changed, start_time=3.0, end_time=4.0, metadata={"r": "a"})]
+    trace = Trace.from_steps([import_openai_logs_step(parse_record(r, path=Path("l"), line=i + 1,
+                                                                   run_key="metadata.r"))
+                              for i, r in enumerate(records)])
+    # WHEN analysed in one run
+    second = analyze(trace).steps[1]
+    # THEN the prefix stops at the schema, before the messages that follow it
+    assert second.prefix_reused_tokens < second.input_tokens - 20
+
+
+def test_rewritten_answers_still_continue_their_run() -> None:
+    # GIVEN a recorded crewAI run that resends only the first of five parallel tool calls it was given
+    # (tests/data/vcr/test_max_usage_count_is_respected.yaml), as log records
+    from profiler.importers.vcr import read_cassette
+
+    calls, _, _ = read_cassette(Path(__file__).resolve().parent / "data" / "vcr" /
+                                "test_max_usage_count_is_respected.yaml")
+    # WHEN grouped without a run key THEN every call joins one run (before: a second run from call 2)
+    assert group_by_continuation(calls) == ["run-1"] * len(calls)
+
+
+def test_an_exact_answer_wins_over_a_rewritten_one() -> None:
+    # GIVEN two runs with the same prompt; one answer is resent exactly, the other with "Observation:"
+    base = [SYSTEM, {"role": "user", "content": "Go"}]
+    a = chat_record(base, "Thought: use the tool", t=1.0)
+    b = chat_record(base, "Thought: ask the user", t=1.5)
+    a2 = chat_record(base + [{"role": "assistant", "content": "Thought: use the tool\nObservation: 42"}],
+                     "done", t=5.0)
+    b2 = chat_record(base + [{"role": "assistant", "content": "Thought: ask the user"}], "done", t=6.0)
+    calls = [parse_record(r, path=Path("l"), line=i + 1, run_key=None) for i, r in enumerate([a, b, a2, b2])]
+    # WHEN grouped THEN each continuation joins the run whose answer it carries
+    assert group_by_continuation(calls) == ["run-1", "run-2", "run-1", "run-2"]

@@ -177,3 +177,71 @@ def test_semconv_messages_alone_rebuild_chat_messages(tmp_path: Path) -> None:
     call = planner.output.message["tool_calls"][0]
     assert call["function"]["name"] == "search" and json.loads(call["function"]["arguments"]) == {"q": "refund"}
     assert planner.usage.cache_read_tokens == 1024 and planner.ttft_ms == pytest.approx(210.5)
+
+
+def openinference_llm_span(span_id: str, start: int, tool_description: str) -> dict:
+    """An OpenInference LLM span with the flattened attributes its OpenAI instrumentor writes (shape
+    from the OpenInference semantic conventions; no recorded export is available offline): tool
+    definitions, a tool call in the history, its result, and a multi-part user message."""
+    weather = {"type": "function", "function": {"name": "get_weather", "description": tool_description,
+                                                "parameters": {"type": "object", "properties": {
+                                                    "city": {"type": "string"}}}}}
+    return span(span_id, "ChatCompletion", {
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+        "llm.token_count.prompt": 120, "llm.token_count.completion": 8,
+        "llm.tools.0.tool.json_schema": json.dumps(weather),
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": "You answer weather questions. " * 20,
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.contents.0.message_content.type": "text",
+        "llm.input_messages.1.message.contents.0.message_content.text": "Weather in Paris?",
+        "llm.input_messages.1.message.contents.1.message_content.type": "image",
+        "llm.input_messages.1.message.contents.1.message_content.image.image.url": "https://example.com/p.png",
+        "llm.input_messages.2.message.role": "assistant",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.id": "call_1",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "get_weather",
+        "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": '{"city": "Paris"}',
+        "llm.input_messages.3.message.role": "tool",
+        "llm.input_messages.3.message.tool_call_id": "call_1",
+        "llm.input_messages.3.message.content": "18 C, sunny",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "It is 18 C and sunny in Paris.",
+    }, start=start)
+
+
+def test_openinference_tool_calls_results_parts_and_tool_definitions(tmp_path: Path) -> None:
+    # GIVEN an OpenInference LLM span with flattened tool calls, a tool result, content parts, tools
+    trace = import_otlp(otlp(tmp_path, [openinference_llm_span("0000000000000001", 1, "Weather now.")]))
+    (step,) = trace.steps
+    messages = step.prompt.messages
+    # THEN every one reaches the prompt
+    assert step.prompt.tools[0]["function"]["name"] == "get_weather"
+    assert messages[1]["content"] == [{"type": "text", "text": "Weather in Paris?"},
+                                      {"type": "image_url", "image_url": {"url": "https://example.com/p.png"}}]
+    assert messages[2]["tool_calls"] == [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    assert messages[3] == {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_1"}
+
+
+def test_a_changed_tool_definition_is_a_break_not_reuse(tmp_path: Path) -> None:
+    # GIVEN two calls of one trace with the same messages, the second with a reworded tool
+    trace = import_otlp(otlp(tmp_path, [openinference_llm_span("0000000000000001", 1, "Weather now."),
+                                        openinference_llm_span("0000000000000002", 20, "Current weather.")]))
+    # WHEN analysed
+    second = analyze(trace).steps[1]
+    # THEN the prefix stops inside the tools block (before: tools were dropped and it was a full hit)
+    assert second.prefix_reused_tokens < 40 < second.input_tokens
+
+
+def test_a_folder_of_otlp_files_is_walked(tmp_path: Path) -> None:
+    from profiler.importers.registry import import_sources
+
+    # GIVEN a folder holding two OTLP JSON exports (in a subfolder too)
+    (tmp_path / "a").mkdir()
+    otlp(tmp_path / "a", [openinference_llm_span("0000000000000001", 1, "x")])
+    (tmp_path / "b.json").write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+        "scopeSpans": [{"scope": {"name": "t"}, "spans": [
+            openinference_llm_span("0000000000000002", 1, "y") | {"traceId": "cd" * 16}]}]}]}))
+    # WHEN imported as a folder (this used to end in a traceback) THEN both traces are read
+    trace = import_sources("otel", [tmp_path])
+    assert len(trace.runs) == 2

@@ -155,3 +155,25 @@ def test_tool_call_key_order_does_not_change_the_tokens():
     a = make_step(messages=[{"role": "assistant", "content": None, "tool_calls": [call]}])
     b = make_step(messages=[{"role": "assistant", "content": None, "tool_calls": [shuffled]}])
     assert tok.prompt_tokens(a).tolist() == tok.prompt_tokens(b).tolist()
+
+
+def test_a_response_format_is_one_block_between_tools_and_messages():
+    from profiler.tokens import StepTokenizer, render_response_format
+    from profiler.trace.model import Prompt, Step
+
+    # GIVEN a prompt with tools, a JSON-schema response format and two messages
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    step = Step(run_id="r", step_id="s", model="gpt-4o", prompt=Prompt(
+        messages=({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}),
+        tools=({"type": "function", "function": {"name": "f"}},), response_format=fmt))
+    tok = StepTokenizer()
+    # WHEN tokenized and split into blocks
+    ids = tok.prompt_tokens(step)
+    blocks = tok.prompt_blocks(step)
+    # THEN the format's block follows the tools, holds its JSON, and the blocks tile the prompt
+    assert [b.label for b in blocks] == ["tools", "response_format", "message", "message"]
+    fmt_block = blocks[1]
+    assert fmt_block.start == blocks[0].end
+    body = tok.encode_text(step, render_response_format(fmt))
+    assert list(ids[fmt_block.body_start:fmt_block.body_start + body.size]) == list(body)
+    assert blocks[-1].end == ids.size - 1 - tok.encode_text(step, "assistant\n").size  # generation prompt

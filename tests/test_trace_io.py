@@ -79,6 +79,8 @@ def test_a_bad_line_in_the_middle_is_an_error_naming_file_and_line(tmp_path):
      "prompt.messages[0]"),
     ({"type": "step", "run_id": "r", "step_id": "1", "prompt": {"token_ids": [1, "2"]}}, "prompt.token_ids"),
     ({"type": "step", "run_id": "r", "step_id": "1", "kind": "banana"}, "kind"),
+    ({"type": "step", "run_id": "r", "step_id": "1", "prompt": {"messages": [], "response_format": "json"}},
+     "prompt.response_format"),
     ({"step_id": "1"}, "type"),
 ])
 def test_wrong_types_name_the_field(tmp_path, record, field):
@@ -170,3 +172,19 @@ def test_iter_records_streams_header_first(tmp_path):
     assert records[0][1]["format"] == "ctxprof-trace"
     assert [(n, r["type"]) for n, r in records[1:]] == [(2, "run"), (3, "step")]
     assert json.loads(path.read_text().splitlines()[0])["producer"]["name"] == "ctxprof"
+
+
+def test_a_response_format_round_trips_and_older_files_load_without_one(tmp_path):
+    from dataclasses import replace
+
+    from profiler.trace.model import Prompt
+
+    # GIVEN a step whose prompt carries a structured-output format, and one written before the field
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+    step = make_step("a", messages=[{"role": "user", "content": "hi"}], answer="{}")
+    with_format = replace(step, prompt=replace(step.prompt, response_format=fmt))
+    # WHEN written and read back
+    loaded = load_trace(save(make_trace([with_format]), tmp_path / "t.jsonl"))
+    # THEN the format survives, and a prompt without the key reads as None
+    assert loaded.steps[0].prompt.response_format == fmt
+    assert Prompt.from_dict({"messages": [{"role": "user", "content": "hi"}]}).response_format is None
