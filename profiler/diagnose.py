@@ -7,8 +7,10 @@ same model (a prefix cache belongs to one model): the step's prompt matches the 
 earlier context (windows of `min_repeat` tokens seen before, as `repeated_tokens` in the analyzer)
 and there are at least `min_tokens_lost` of them, the break is a finding:
 
-- `tokens_lost`: those repeated tokens after the break; had the prompt not differed there, they would
-  have been a reusable prefix. `usd_lost`: tokens_lost x (input price - cache-read price) of the
+- `tokens_lost`: the tokens the fix would make prefix-reusable: the repeated tokens after the break
+  that repeat the sequence the step is compared with (had the prompt not differed there, they would
+  have continued its prefix), at most that sequence's length after the break. Text repeated from
+  other steps is not counted: repairing this break would not make it a prefix. `usd_lost`: tokens_lost x (input price - cache-read price) of the
   step's model, from `prices.lookup(model, provider)` (an object with `input_usd_per_mtok` and
   `cache_read_usd_per_mtok`, or None); None when no price is known.
 - `before_text` / `after_text`: the earlier sequence and this prompt around the break (shortened,
@@ -424,15 +426,17 @@ class _RunDiagnoser:
         position = match.prefix
         if position >= prompt.size:
             return None
-        lost = int(match.covered[position:].sum())
-        if lost < self.min_lost:
-            return None
+        if int(match.covered[position:].sum()) < self.min_lost:
+            return None  # (an upper bound of what the fix saves: nothing to find)
         source_ordinal = self._best_source(step, prompt, match, steps, seqs, ordinal)
         if source_ordinal is None:
             return None
         source, source_seq = steps[source_ordinal], seqs[source_ordinal]
         if _lcp(prompt, source_seq) >= source_seq.size:
             return None  # the prompt extends that sequence: nothing breaks here
+        lost = self._fixable(prompt, source_seq, position, match.covered)
+        if lost < self.min_lost:
+            return None
         decode = _decoder(self.tok, step)
         start = max(0, position - self.CONTEXT_TOKENS)
         head = _show(decode, prompt[start:position])
@@ -454,6 +458,26 @@ class _RunDiagnoser:
         return _Occurrence(run.run_id, step, index, source, position, cause,
                            _short(before, len(head), cut_before=start > 0),
                            _short(after, len(head), cut_before=start > 0), lost)
+
+    def _fixable(self, prompt: np.ndarray, source_seq: np.ndarray, position: int,
+                 covered: np.ndarray) -> int:
+        """Tokens the fix would make prefix-reusable: with the break repaired, the prompt could match
+        the source sequence past `position`, so what it gains is the repeated tokens after the break
+        that repeat *that sequence* (windows of `k` tokens found in it), and never more than the
+        source has after the break. Text repeated from other steps stays unreusable after the fix."""
+        k = self.k
+        if prompt.size - position < k or source_seq.size < k:
+            return 0
+        index = ReuseIndex(k, self.powers)
+        in_source = np.isin(index.hashes(prompt, 0).window[position:], index.hashes(source_seq, 0).window)
+        # Token t lies in a window of the source when some window starting in (t - k, t] was found.
+        marks = np.zeros(prompt.size + 1, dtype=np.int64)
+        starts = np.flatnonzero(in_source) + position
+        np.add.at(marks, starts, 1)
+        np.add.at(marks, starts + k, -1)
+        inside = np.cumsum(marks[:-1]) > 0
+        inside[:position] = False
+        return min(int((inside & covered).sum()), int(source_seq.size) - position)
 
     def _best_source(self, step: Step, prompt: np.ndarray, match, steps: list[Step],
                      seqs: list[np.ndarray], ordinal: int) -> int | None:

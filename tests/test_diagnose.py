@@ -72,7 +72,8 @@ def conversation(system_for, *, turns: int = 3, model_for=lambda i: "gpt-4o", us
 
 def brute_force_lost(trace: Trace, tok: StepTokenizer) -> list[tuple[int, int]]:
     """ORACLE: per step, (first differing token vs the best earlier sequence, tokens after it inside a
-    K-token window that occurs in an earlier sequence), by plain list comparisons."""
+    K-token window that occurs in that sequence, at most its length after the break), by plain list
+    comparisons. The best sequence matches longest; the latest wins a tie."""
     seqs, out = [], []
     for s in trace.steps:
         p = tok.prompt_tokens(s).tolist()
@@ -82,14 +83,15 @@ def brute_force_lost(trace: Trace, tok: StepTokenizer) -> list[tuple[int, int]]:
                 while n < min(len(p), len(q)) and p[n] == q[n]:
                     n += 1
                 return n
-            pos = max(lcp(q) for q in seqs)
-            windows = {tuple(q[j:j + K]) for q in seqs for j in range(len(q) - K + 1)}
+            pos, best = max((lcp(q), i) for i, q in enumerate(seqs))
+            source = seqs[best]
+            windows = {tuple(source[j:j + K]) for j in range(len(source) - K + 1)}
             covered = [False] * len(p)
             for j in range(len(p) - K + 1):
                 if tuple(p[j:j + K]) in windows:
                     for x in range(j, j + K):
                         covered[x] = True
-            out.append((pos, sum(covered[pos:])))
+            out.append((pos, min(sum(covered[pos:]), len(source) - pos)))
         seqs.append(p + tok.output_tokens(s).tolist())
     return out
 
@@ -117,7 +119,7 @@ def test_a_timestamp_at_the_top_of_the_system_prompt_is_found_with_position_and_
     assert decoded_head.endswith("Current time: 2025-11-24 16:0") or decoded_head.endswith(
         "Current time: 2025-11-24 16:")
     assert "16:00:00" in f.before_text and "16:05:30" in f.after_text
-    # saving: every repeated token after the break, in both steps (the oracle's count)
+    # saving: the repeated tokens after the break that the fix makes a prefix, in both steps
     assert f.tokens_lost == oracle[0][1] + oracle[1][1]
     assert f.tokens_lost > 2 * 400  # (the system prompt alone is ~500 tokens)
     assert f.usd_lost == pytest.approx(f.tokens_lost * (2.50 - 1.25) / 1e6)
@@ -333,3 +335,28 @@ def test_an_answer_sent_back_with_its_keys_reordered_is_not_a_break():
     s1 = step(1, [sys_msg(DOC), user("Ticket 3."), reordered, user("And?")], "Done.")
     assert diagnose(Trace.from_steps([s0, s1]), min_repeat=4, min_tokens_lost=1).findings == ()
 
+
+
+def test_text_repeated_from_another_step_is_not_counted_as_lost():
+    # GIVEN two steps with one time-stamped system prompt and different documents, and a third step
+    # (new time) quoting both: repairing its timestamp lets it continue the second step's prefix, but
+    # the first step's document, quoted after that, would still not be a prefix
+    other = "\n\n".join(f"## Shipping rule {i}\nParcels to zone {i} leave the warehouse on weekdays "
+                         f"before noon; heavy parcels of class {i} go by freight with a tracking link "
+                         f"mailed to the buyer." for i in range(1, 9))
+    s0 = step(0, [sys_msg("Time: 2025-11-24 16:00:00\nAgent."), user(f"Doc A:\n{other}")], "ok A")
+    s1 = step(1, [sys_msg("Time: 2025-11-24 16:00:00\nAgent."), user(f"Doc B:\n{DOC}")], "ok B")
+    s2 = step(2, [sys_msg("Time: 2025-11-24 16:09:41\nAgent."), user(f"Doc B:\n{DOC}"),
+                  assistant("ok B"), user(f"Compare with doc A:\n{other}")], "done")
+    trace = Trace.from_steps([s0, s1, s2])
+    tok = StepTokenizer()
+    # WHEN diagnosed
+    f, = diagnose(trace, tokenizer=tok).findings
+    # THEN the loss is what continues step 1 (the oracle's count) ...
+    assert (f.kind, f.steps) == ("dynamic_value", ("r/r-2",))
+    pos, lost = brute_force_lost(trace, tok)[1]
+    assert (f.token_position, f.tokens_lost) == (pos, lost)
+    assert lost <= tok.prompt_tokens(s1).size + tok.output_tokens(s1).size - pos
+    # ... not every repeated token after the break (the old count, doc A included), which is far more
+    old_count = analyze(trace).steps[2].repeated_tokens
+    assert old_count - f.tokens_lost > 150
