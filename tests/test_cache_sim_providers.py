@@ -251,7 +251,8 @@ def test_deepseek_matches_brute_force_oracle(prompts):
 
 def test_gemini_minimum_per_model_and_token_granularity():
     assert gemini_min_tokens("gemini-2.5-flash") == 2048
-    assert gemini_min_tokens("models/gemini-3-pro-preview") == 4096
+    assert gemini_min_tokens("models/gemini-3-pro-preview") == 2048  # observed, see provider_rules
+    assert gemini_min_tokens("gemini-3.5-flash") == 4096
     short, long_ = seq(2047), seq(3000)
     steps = [tok_step("a", short, 0, model="gemini-2.5-flash"),
              tok_step("b", short, 1, model="gemini-2.5-flash"),
@@ -467,3 +468,16 @@ def test_prompt_blocks_tile_the_rendered_prompt_with_the_real_tokenizer():
     assert all(a.end == b.start for a, b in zip(blocks, blocks[1:]))
     generation_prompt = 1 + tok.encode_text(step, "assistant\n").size
     assert blocks[-1].end + generation_prompt == prompt.size
+
+
+def test_gemini_3_pro_hits_count_whole_2048_token_chunks():
+    # GIVEN a Gemini 3 Pro prompt of 5,000 tokens, then one sharing its first 4,500 tokens
+    first = seq(5000)
+    steps = [tok_step("a", first, 0, model="gemini-3-pro-preview"),
+             tok_step("b", first[:4500] + seq(10, 90_000), 1, model="gemini-3-pro-preview")]
+    # WHEN simulated with the per-model rule, and with the rule it had before (4,096, per token)
+    new = cached(run("gemini", steps))
+    legacy = cached(run("gemini", steps, min_tokens=4096, chunk_tokens=1))
+    # THEN the hit is two whole chunks; the legacy rule counts the exact prefix
+    assert new == [0, 4096]
+    assert legacy == [0, 4500]

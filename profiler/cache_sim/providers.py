@@ -7,7 +7,7 @@ shared by all of them (a provider cache is shared by every request of one organi
 returns a `ProviderSimulation`: per step the predicted cached (read) and cache-write tokens, the
 provider-reported cached tokens where the trace has them, the predicted cost and the no-cache cost.
 
-The rules (sources and details in docs/costs-and-caches.md):
+The rules (tables in `profiler.cache_sim.provider_rules`; sources in docs/costs-and-caches.md):
 
 - openai: automatic prefix caching for prompts of at least 1,024 tokens; a hit covers the longest
   cached prefix in 128-token increments (cached = largest multiple of 128 <= matched prefix; 0 below
@@ -22,8 +22,9 @@ The rules (sources and details in docs/costs-and-caches.md):
   hit. Writes cost 1.25x (5 min) or 2x (1 h) the input price, reads 0.1x (genai-prices' figures where
   it has them). Option `auto_breakpoints=True` places one breakpoint at the end of the tools and
   system prompt and one at the end of the prompt, for traces recorded without marks.
-- gemini: implicit caching, prefix-based at token granularity (Google does not publish one), minimum
-  per model (`GEMINI_MIN_TOKENS`), `ttl_s` default 300 s of inactivity (not published either), cached
+- gemini: implicit caching, prefix-based, minimum and chunk per model (`GEMINI_MIN_TOKENS`,
+  `gemini_chunk_tokens`: 2,048-token chunks for Gemini 3 Pro as its recorded usage shows, token
+  granularity where nothing is known), `ttl_s` default 300 s of inactivity (not published), cached
   tokens at genai-prices' cache-read price.
 - deepseek: context caching on disk in 64-token units, no other minimum, `ttl_s` default 3,600 s
   (DeepSeek says unused entries are cleared "within a few hours to a few days").
@@ -42,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from profiler.cache_sim.provider_rules import min_tokens_table, rule_for
 from profiler.errors import ConfigError
 from profiler.pricing import ModelPrice, PriceTable
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
@@ -54,28 +56,19 @@ SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"
 ANTHROPIC_MAX_BREAKPOINTS = 4
 ANTHROPIC_LOOKBACK_BLOCKS = 20
 ANTHROPIC_TTL_S = {"5m": 300.0, "1h": 3600.0}
-# Minimum cacheable prompt length of Claude models (Anthropic's prompt-caching guide), first match
-# wins on the model name; anything else is assumed to be 1,024.
-ANTHROPIC_MIN_TOKENS: tuple[tuple[str, int], ...] = (
-    ("opus-4-6", 4096), ("opus-4.6", 4096), ("opus-4-5", 4096), ("opus-4.5", 4096),
-    ("haiku-4-5", 4096), ("haiku-4.5", 4096),
-    ("sonnet-4-6", 2048), ("sonnet-4.6", 2048),
-    ("3-5-haiku", 2048), ("haiku-3-5", 2048), ("3-haiku", 2048), ("haiku-3", 2048),
-    ("claude", 1024),
-)
-ANTHROPIC_DEFAULT_MIN_TOKENS = 1024
+# Minimum cacheable prompt length of Claude models (rows in `provider_rules`), first match wins on the
+# model name.
+ANTHROPIC_MIN_TOKENS: tuple[tuple[str, int], ...] = min_tokens_table("anthropic")
+ANTHROPIC_DEFAULT_MIN_TOKENS = rule_for("anthropic", None).min_tokens
 # Write premium and read discount relative to the input price, used where the price table has no
 # cache price of its own.
 ANTHROPIC_WRITE_5M_FACTOR = 1.25
 ANTHROPIC_WRITE_1H_FACTOR = 2.0
 ANTHROPIC_READ_FACTOR = 0.1
 
-# Gemini implicit caching minimum (Gemini API "Context caching" page, updated 2026-10-13).
-GEMINI_MIN_TOKENS: tuple[tuple[str, int], ...] = (
-    ("gemini-2.5-flash", 2048), ("gemini-2.5-pro", 2048), ("gemini-2.", 2048),
-    ("gemini-", 4096),
-)
-GEMINI_DEFAULT_MIN_TOKENS = 4096
+# Gemini implicit caching minimum and chunk per model (rows and evidence in `provider_rules`).
+GEMINI_MIN_TOKENS: tuple[tuple[str, int], ...] = min_tokens_table("gemini")
+GEMINI_DEFAULT_MIN_TOKENS = rule_for("gemini", None).min_tokens
 
 
 @dataclass(frozen=True)
@@ -87,16 +80,18 @@ class _AutoRule:
     ttl_s: float
 
 
-_AUTO_RULES = {
-    "openai": _AutoRule(granularity=128, min_tokens=1024, ttl_s=300.0),
-    "gemini": _AutoRule(granularity=1, min_tokens=GEMINI_DEFAULT_MIN_TOKENS, ttl_s=300.0),
-    "deepseek": _AutoRule(granularity=64, min_tokens=64, ttl_s=3600.0),
-}
+def _auto_rule(provider: str, model: str | None = None) -> _AutoRule:
+    row = rule_for(provider, model)
+    assert row.ttl_s is not None
+    return _AutoRule(granularity=row.chunk_tokens, min_tokens=row.min_tokens, ttl_s=row.ttl_s)
+
+
+_AUTO_RULES = {provider: _auto_rule(provider) for provider in ("openai", "gemini", "deepseek")}
 
 _OPTIONS = {
-    "openai": {"min_tokens"},
-    "gemini": {"min_tokens"},
-    "deepseek": {"min_tokens"},
+    "openai": {"min_tokens", "chunk_tokens"},
+    "gemini": {"min_tokens", "chunk_tokens"},
+    "deepseek": {"min_tokens", "chunk_tokens"},
     "anthropic": {"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"},
 }
 
@@ -195,6 +190,11 @@ def anthropic_min_tokens(model: str | None) -> int:
 def gemini_min_tokens(model: str | None) -> int:
     """Minimum prompt length for Gemini implicit caching (`GEMINI_MIN_TOKENS`)."""
     return _table_min(GEMINI_MIN_TOKENS, model, GEMINI_DEFAULT_MIN_TOKENS)
+
+
+def gemini_chunk_tokens(model: str | None) -> int:
+    """Tokens per chunk a Gemini implicit-cache hit is counted in (1 where none is known)."""
+    return rule_for("gemini", model).chunk_tokens
 
 
 def _model_key(model: str | None) -> str:
@@ -423,6 +423,9 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
     min_override = options.get("min_tokens")
     if min_override is not None and (not isinstance(min_override, int) or min_override < 1):
         raise ConfigError(f"min_tokens must be a positive integer, got {min_override!r}")
+    chunk_override = options.get("chunk_tokens")
+    if chunk_override is not None and (not isinstance(chunk_override, int) or chunk_override < 1):
+        raise ConfigError(f"chunk_tokens must be a positive integer, got {chunk_override!r}")
 
     if provider == "anthropic":
         default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
@@ -435,7 +438,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
                                      "min_tokens": min_override}
     else:
         base = _AUTO_RULES[provider]
-        rule = _AutoRule(granularity=base.granularity,
+        rule = _AutoRule(granularity=base.granularity if chunk_override is None else chunk_override,
                          min_tokens=base.min_tokens if min_override is None else min_override,
                          ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
         auto_caches: dict[str, _AutoPrefixCache] = {}
@@ -478,6 +481,8 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
                 step_rule = rule
                 if provider == "gemini" and min_override is None:
                     step_rule = replace(rule, min_tokens=gemini_min_tokens(step.model))
+                if provider == "gemini" and chunk_override is None:
+                    step_rule = replace(step_rule, granularity=gemini_chunk_tokens(step.model))
                 cache_auto = auto_caches[model_key] = _AutoPrefixCache(step_rule)
             read = cache_auto.request(hashes, now)
         written = sum(w for w, _ in writes)
