@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         split=agent_and_user)
     run("mooncake", "mooncake", [data / "mooncake" / "synthetic_trace.jsonl"])
     run("otel", "otel", [data / "otlp_genai_example.json"])
+    run("mini-swe-agent-gemini", "mini-swe-agent", [data / "mini-swe-agent-gemini"])
+    run("vcr-crewai", "vcr", [data / "vcr-crewai"])
 
     head = ("source", "runs", "steps", "input tok", "prefix reuse", "(global)", "redundancy",
             "reported in", "(ctxprof in)", "reported cached", "time s")
@@ -159,7 +161,66 @@ def main(argv: list[str] | None = None) -> int:
             diff = "-" if not sent else f"{(analysed - sent) / sent:+.1%}"
             print(f"  {run_id:36} {fmt_int(sent):>12} {fmt_int(analysed):>12} {diff:>7} "
                   f"{fmt_int(stats.get('api_calls')):>9} {steps:>6}")
+    gemini_rule_check(data / "mini-swe-agent-gemini")
     return 0
+
+
+def gemini_rule_check(folder: Path) -> None:
+    """Gemini implicit caching: the simulator's per-call error against the cached tokens Gemini
+    reported, with the rule it had before (4,096 minimum, token granularity) and the per-model rule
+    of `provider_rules` (Gemini 3 Pro: 2,048 minimum, 2,048-token chunks)."""
+    from profiler.cache_sim.provider_rules import GEMINI_LEGACY, rule_for
+    from profiler.cache_sim.providers import simulate_provider
+    from profiler.pricing import PriceTable
+
+    if not folder.is_dir():
+        return
+    trace = import_sources("mini-swe-agent", [folder])
+    model = trace.steps[0].model
+    new_rule = rule_for("gemini", model)
+    print()
+    print(f"Gemini implicit caching ({folder.name}, model {model}): per-call error against reported cached")
+    legacy_sim = simulate_provider(trace, "gemini", prices=PriceTable.empty(),
+                                   min_tokens=GEMINI_LEGACY.min_tokens, chunk_tokens=GEMINI_LEGACY.chunk_tokens)
+    new_sim = simulate_provider(trace, "gemini", prices=PriceTable.empty())
+
+    def errors(sim) -> tuple[int, float, int]:
+        pairs = [(s.predicted_cached_tokens, s.reported_cached_tokens) for s in sim.steps
+                 if s.reported_cached_tokens is not None]
+        abs_err = sum(abs(p - r) for p, r in pairs)
+        return len(pairs), abs_err / max(1, len(pairs)), sum(1 for p, r in pairs if (p > 0) != (r > 0))
+
+    # Provider units throughout: the shared prefix of a call is taken as the previous call's reported
+    # prompt (the history is append-only), so no tokenizer enters this comparison.
+    def rule_errors(min_tokens: int, chunk: int) -> tuple[int, float, int]:
+        pairs = []
+        for run in trace.runs:
+            previous = None
+            for step in run.steps:
+                reported = step.usage.cache_read_tokens
+                if previous is not None and reported is not None and step.usage.input_tokens:
+                    shared = previous if step.usage.input_tokens >= min_tokens and previous >= min_tokens else 0
+                    pairs.append(((shared // chunk) * chunk, reported))
+                previous = step.usage.input_tokens
+        abs_err = sum(abs(p - r) for p, r in pairs)
+        return len(pairs), abs_err / max(1, len(pairs)), sum(1 for p, r in pairs if (p > 0) != (r > 0))
+
+    rows = [("rule", "calls (sim/rule)", "sim MAE (ctxprof tok)", "sim hit/miss wrong", "rule MAE (provider tok)",
+             "rule hit/miss wrong")]
+    for label, sim, (mn, ch) in (
+            (f"before: min {GEMINI_LEGACY.min_tokens}, chunk {GEMINI_LEGACY.chunk_tokens}", legacy_sim,
+             (GEMINI_LEGACY.min_tokens, GEMINI_LEGACY.chunk_tokens)),
+            (f"now: min {new_rule.min_tokens}, chunk {new_rule.chunk_tokens}", new_sim,
+             (new_rule.min_tokens, new_rule.chunk_tokens))):
+        n, mae, wrong = errors(sim)
+        rn, rmae, rwrong = rule_errors(mn, ch)
+        rows.append((label, f"{n}/{rn}", f"{mae:,.0f}", fmt_int(wrong), f"{rmae:,.0f}", fmt_int(rwrong)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+    print("  sim = the simulator on ctxprof's o200k stand-in tokens (not Gemini's; until calibration these"
+          " differ by the tokenizer ratio);\n  rule = the rule applied to the previous call's reported"
+          " prompt, in Gemini's own units; hit/miss wrong = calls where one side is 0 and the other not.")
 
 
 if __name__ == "__main__":
