@@ -130,3 +130,24 @@ def test_every_shared_cassette_imports_with_usage() -> None:
     assert all(s.usage.input_tokens for s in trace.steps)
     assert all(s.output.message is not None for s in trace.steps)
     assert sum(s.prompt.response_format is not None for s in trace.steps) >= 5
+
+
+def test_a_rewritten_answer_no_longer_splits_the_run_of_a_gateway_log(tmp_path: Path) -> None:
+    from profiler.analysis import analyze
+    from profiler.importers.openai_logs import import_openai_logs
+
+    # GIVEN the calls of a recorded crewAI run (which resends only the first of the parallel tool
+    # calls it was given) written as a gateway log with no run key
+    cassette = import_vcr(CASSETTES / "test_max_usage_count_is_respected.yaml")
+    log = tmp_path / "gateway.jsonl"
+    log.write_text("".join(json.dumps({
+        "request": {"model": s.model, "messages": [dict(m) for m in s.prompt.messages],
+                    "tools": [dict(t) for t in s.prompt.tools or ()]},
+        "response": {"choices": [{"message": dict(s.output.message)}]},
+        "start_time": s.start_unix_s, "end_time": s.end_unix_s}) + "\n" for s in cassette.steps))
+    # WHEN imported with prefix-continuation grouping
+    grouped = import_openai_logs(log)
+    # THEN it is one run, and run-scope reuse equals the cassette's (before: 2 runs, 2,194 of 2,424)
+    assert len(grouped.runs) == 1
+    reuse = sum(s.prefix_reused_tokens for s in analyze(grouped).steps)
+    assert reuse == sum(s.prefix_reused_tokens for s in analyze(cassette).steps)

@@ -12,8 +12,8 @@ non-streaming API would have returned: text, tool calls and usage.
 
 Times come from the recorded headers: the response's `Date` is the call's end (HTTP dates have
 one-second resolution); its start is that minus the server's processing time where a header gives it
-(`openai-processing-ms`, `x-envoy-upstream-service-time`), else the end. Steps keep the cassette's
-order where times tie. Errors name the cassette, the line of the interaction and the field.
+(`openai-processing-ms`, `x-envoy-upstream-service-time`), else the end, but never before the previous
+interaction's start: steps keep the cassette's order, which is the order the calls were made in. Errors name the cassette, the line of the interaction and the field.
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def read_cassette(path: Path) -> tuple[list[LoggedCall], int, int]:
     lines = _interaction_lines(text)
     calls: list[LoggedCall] = []
     skipped = streamed = 0
+    last_start = 0.0
     for i, interaction in enumerate(doc["interactions"]):
         line = lines[i] if i < len(lines) and len(lines) == len(doc["interactions"]) else None
         where = f"interactions[{i}]"
@@ -256,9 +257,13 @@ def read_cassette(path: Path) -> tuple[list[LoggedCall], int, int]:
             record["end_time"] = end
             processing = next((v for v in (_header(headers, h) for h in _PROCESSING_MS_HEADERS) if v), None)
             try:
-                record["start_time"] = end - float(processing) / 1000.0 if processing else end
+                start = end - float(processing) / 1000.0 if processing else end
             except ValueError:
-                record["start_time"] = end
+                start = end
+            # The Date header has one-second resolution, so a start estimated from it can land before
+            # the previous call's; the cassette's order is the order the calls were made in.
+            record["start_time"] = min(end, max(start, last_start))
+            last_start = record["start_time"]
         calls.append(parse_record(record, path=path, line=line or i + 1, run_key=None))
     return calls, skipped, streamed
 
