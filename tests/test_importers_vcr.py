@@ -45,7 +45,8 @@ def test_openai_tool_calls_and_processing_time() -> None:
     # THEN the calls keep their tool calls and start before their Date by the processing time
     assert len(first.output.message["tool_calls"]) == 5
     assert first.start_unix_s < first.end_unix_s
-    assert [s.usage.input_tokens for s in trace.steps][:2] == [145, 279]
+    assert [s.usage.input_tokens for s in trace.steps][:3] == [145, 212, 279]  # cassette order
+    assert [len(s.prompt.messages) for s in trace.steps] == [2, 5, 8, 11, 14, 17]
 
 
 def test_a_folder_is_walked_one_run_per_cassette() -> None:
