@@ -473,3 +473,18 @@ def test_an_exact_answer_wins_over_a_rewritten_one() -> None:
     calls = [parse_record(r, path=Path("l"), line=i + 1, run_key=None) for i, r in enumerate([a, b, a2, b2])]
     # WHEN grouped THEN each continuation joins the run whose answer it carries
     assert group_by_continuation(calls) == ["run-1", "run-2", "run-1", "run-2"]
+
+
+def test_a_request_level_cache_control_marks_the_last_message() -> None:
+    from profiler.cache_sim.providers import anthropic_breakpoints
+    from profiler.tokens import StepTokenizer
+
+    # GIVEN the recorded Anthropic call with Anthropic's automatic caching (a top-level mark)
+    record = json.loads((RECORDED / "anthropic_messages.jsonl").read_text().splitlines()[0])
+    body = dict(record["request"], cache_control={"type": "ephemeral", "ttl": "1h"})
+    body["messages"] = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+    step = import_openai_logs_step(parse_record(dict(record, request=body), path=Path("l"), line=1,
+                                                run_key=None))
+    # WHEN its breakpoints are read THEN the last message carries the mark, with its TTL
+    marks, _ = anthropic_breakpoints(step, StepTokenizer())
+    assert [(m.where, m.ttl_s) for m in marks] == [("messages[1]", 3600.0)]

@@ -208,7 +208,8 @@ def _is_anthropic(body: Mapping[str, Any], response: Mapping[str, Any] | None,
 def _anthropic_messages(body: Mapping[str, Any], path: Path, line: int) -> list[dict[str, Any]]:
     """An Anthropic Messages request as chat messages: the top-level `system` (string or content
     blocks, `cache_control` marks kept) becomes a leading system message; the messages keep their
-    content blocks (text, tool_use, tool_result, images) as sent."""
+    content blocks (text, tool_use, tool_result, images) as sent; a request-level `cache_control`
+    (automatic caching) becomes a mark on the last message."""
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if isinstance(system, (str, list)) and system:
@@ -217,6 +218,11 @@ def _anthropic_messages(body: Mapping[str, Any], path: Path, line: int) -> list[
         raise TraceFormatError("expected a string or a list of content blocks", path=path, line=line,
                                field="request.system", hint=HINT)
     messages.extend(dict(m) for m in body["messages"])
+    top = body.get("cache_control")
+    if isinstance(top, Mapping) and messages and "cache_control" not in messages[-1]:
+        # Automatic caching: a request-level mark is a breakpoint on the last cacheable block, which
+        # a message-level mark on the last message expresses for the simulator.
+        messages[-1] = {**messages[-1], "cache_control": dict(top)}
     return messages
 
 
