@@ -211,6 +211,13 @@ def _structural_cause(step: Step, source: Step) -> _Cause:
                       "the messages, so everything after them is computed again",
                       "send the same tool definitions in every step that shares this context (tools "
                       "are rendered before the messages)", f"tools {how}")
+    if step.prompt.response_format != source.prompt.response_format:
+        # The schema is rendered after the tools and before the messages.
+        return _Cause("other", "response format",
+                      "the structured-output schema differs from the earlier step's; the provider "
+                      "puts it before the messages, so everything after it is computed again",
+                      "ask for one schema in the steps that share this context, or move the "
+                      "per-step output instructions into the last message", "response_format")
     a_keys = [_message_key(m) for m in a_msgs]
     b_keys = [_message_key(m) for m in b_msgs]
     k = 0

@@ -360,3 +360,20 @@ def test_text_repeated_from_another_step_is_not_counted_as_lost():
     # ... not every repeated token after the break (the old count, doc A included), which is far more
     old_count = analyze(trace).steps[2].repeated_tokens
     assert old_count - f.tokens_lost > 150
+
+
+def test_a_changed_structured_output_schema_is_named_as_the_cause():
+    from dataclasses import replace
+
+    # GIVEN two steps with the same long context, the second asking for another JSON schema
+    def with_schema(s: Step, props: list[str]) -> Step:
+        fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+            "type": "object", "properties": {p: {"type": "string"} for p in props}}}}
+        return replace(s, prompt=replace(s.prompt, response_format=fmt))
+    s0 = with_schema(step(0, [sys_msg(DOC), user("Ticket 3: refund A-17?")], "Yes."), ["answer"])
+    s1 = with_schema(step(1, [sys_msg(DOC), user("Ticket 3: refund A-17?"), assistant("Yes."),
+                              user("And B-2?")], "No."), ["answer", "reason"])
+    # WHEN diagnosed THEN the finding points at the schema, before the system prompt it repeats
+    f, = diagnose(Trace.from_steps([s0, s1])).findings
+    assert (f.kind, f.where) == ("other", "response format")
+    assert f.tokens_lost > 400
