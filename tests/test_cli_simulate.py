@@ -190,3 +190,16 @@ def test_sample_traces_predicted_against_reported(name, cache, tolerance, capsys
     assert totals["reported_steps"] == totals["steps"]
     assert abs(totals["predicted_cached_tokens"] - totals["reported_cached_tokens"]) <= (
         tolerance * totals["reported_cached_tokens"])
+
+
+def test_chunk_tokens_overrides_the_hit_increment(trace_file, capsys):
+    # GIVEN the OpenAI fixture; WHEN hits are counted in 1,024-token chunks instead of 128
+    code, out, _ = cli(["simulate", str(trace_file), "--cache", "openai", "--chunk-tokens", "1024",
+                        "-f", "json"], capsys)
+    # THEN the 1,280-token hit rounds down to one chunk
+    assert code == 0
+    data = json.loads(out)
+    assert data["options"]["granularity_tokens"] == 1024
+    assert [s["predicted_cached_tokens"] for s in data["steps"]] == [0, 1024, 0]
+    code, _, err = cli(["simulate", str(trace_file), "--cache", "anthropic", "--chunk-tokens", "64"], capsys)
+    assert code == 2 and "--chunk-tokens" in err

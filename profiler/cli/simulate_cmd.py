@@ -70,6 +70,9 @@ def simulate_command(
     min_tokens: Optional[int] = typer.Option(None, "--min-tokens", min=1,
                                              help="Provider caches: override the minimum cacheable "
                                                   "prompt length (default: the provider's, per model)."),
+    chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=1,
+                                               help="openai, gemini, deepseek: override the chunk a hit "
+                                                    "is counted in (default: the provider's, per model)."),
     pricing: Pricing = typer.Option(Pricing.default, "--pricing",
                                     help="'default': genai-prices; 'none': no costs."),
     price_file: Optional[Path] = typer.Option(None, "--price-file",
@@ -101,6 +104,10 @@ def simulate_command(
         options: dict[str, Any] = {}
         if min_tokens is not None:
             options["min_tokens"] = min_tokens
+        if chunk_tokens is not None:
+            if cache is Cache.anthropic:
+                raise ConfigError("--chunk-tokens applies to --cache openai, gemini or deepseek")
+            options["chunk_tokens"] = chunk_tokens
         if auto_breakpoints:
             if cache is not Cache.anthropic:
                 raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
