@@ -35,5 +35,5 @@ def test_the_reader_names_file_and_both_lines(tmp_path):
             "prompt": {"token_ids": [1, 2], "tokenizer": "test"}}
     path = write_lines(tmp_path / "t.jsonl", [step, step])
     # WHEN it is read THEN the error names the file, the line and the id
-    with pytest.raises(TraceFormatError, match=rf"^{path}:3: field 'step_id': duplicate step id 'dup'"):
+    with pytest.raises(TraceFormatError, match=rf"^{path}:3, field 'step_id': duplicate step id 'dup'.*line 2"):
         load_trace(path)
