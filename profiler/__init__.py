@@ -5,7 +5,7 @@ Jupyter); the ones with heavy dependencies are imported on first use, so `import
 neither pandas, plotly, torch nor an LLM SDK.
 
 - Traces: `load_trace`, `load_traces`, `import_sources` (other tools' traces), `Trace`, `Run`, `Step`
-- Recording: `record`, `step`
+- Recording: `record`, `step`; timing local models: `cuda_timer`, `timed_generate`
 - Analysis: `analyze`, `ProfileOptions`, `Pricing`, `PriceTable`, `apply_prices`, `diagnose`
 - Cache simulation: `simulate_provider`, `simulate_engine`, `parse_capacity`
 - Reports: `report`, `build_report_data`, `figures`
@@ -37,6 +37,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "diagnose": ("profiler.diagnose", "diagnose"),
     "record": ("profiler.instrument.recorder", "record"),
     "step": ("profiler.instrument.recorder", "step"),
+    "cuda_timer": ("profiler.instrument.gpu", "cuda_timer"),
+    "timed_generate": ("profiler.instrument.gpu", "timed_generate"),
     "simulate_provider": ("profiler.cache_sim.providers", "simulate_provider"),
     "simulate_engine": ("profiler.cache_sim.engine", "simulate_engine"),
     "parse_capacity": ("profiler.cache_sim.engine", "parse_capacity"),
@@ -93,6 +95,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from profiler.cost import apply_prices
     from profiler.diagnose import diagnose
     from profiler.importers.registry import import_sources
+    from profiler.instrument.gpu import cuda_timer, timed_generate
     from profiler.instrument.recorder import record, step
     from profiler.pricing import PriceTable
     from profiler.replay.engine import replay
