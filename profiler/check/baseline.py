@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from profiler.check.metrics import AGGREGATES, METRICS, measure
-from profiler.errors import ConfigError
+from profiler.errors import ConfigError, read_config_text
 
 if TYPE_CHECKING:
     from profiler.analysis import Analysis
@@ -109,13 +109,7 @@ class Baseline:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Baseline":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: baseline not found (write one with `ctxprof baseline TRACE... "
-                              f"-o {path}`)") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the baseline: {e}") from None
+        text = read_config_text(path, "baseline", f"write one with `ctxprof baseline TRACE... -o {path}`")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

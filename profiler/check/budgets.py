@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from profiler.check.metrics import AGGREGATES, DEFAULT_AGGREGATE, METRICS
 from profiler.check.toml_lines import KeyLines, parse_toml
-from profiler.errors import ConfigError, did_you_mean
+from profiler.errors import ConfigError, did_you_mean, read_config_text
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,8 @@ class Budgets:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Budgets":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: budgets file not found (write one as described in docs/ci.md, "
-                              "or pass --budget PATH)") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the budgets file: {e}") from None
+        text = read_config_text(path, "budgets file",
+                                "write one as described in docs/ci.md, or pass --budget PATH")
         data = parse_toml(text, str(path))
         prefix: tuple[str, ...] = ()
         if path.name == "pyproject.toml":
