@@ -54,7 +54,7 @@ def _params(name: str) -> dict[str, click.Parameter]:
     return {p.name: p for p in command.params}
 
 
-@pytest.mark.parametrize("command", ["analyze", "simulate", "check", "baseline", "diff"])
+@pytest.mark.parametrize("command", ["analyze", "simulate", "check", "baseline", "diff", "report"])
 def test_every_command_declares_pricing_the_same_way(command):
     params = _params(command)
     # THEN --pricing and --price-file have the same flags, default and help everywhere
