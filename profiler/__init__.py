@@ -52,9 +52,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "replay": ("profiler.replay.engine", "replay"),
 }
 
-__all__ = sorted(["CheckFailed", "ConfigError", "Pricing", "ProfileOptions", "ProfilerError", "Run",
-                  "Step", "Trace", "TraceFormatError", "__version__", "load_trace", "load_traces",
-                  *_LAZY])
+__all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing",
+           "ProfileOptions", "ProfilerError", "Run", "Step", "Trace", "TraceFormatError",
+           "__version__", "analyze", "apply_prices", "build_report_data", "check", "cuda_timer",
+           "diagnose", "figures", "import_sources", "load_trace", "load_traces", "make_baseline",
+           "parse_capacity", "record", "replay", "report", "simulate_engine", "simulate_provider",
+           "step", "timed_generate"]
 
 
 def __getattr__(name: str) -> Any:
