@@ -30,7 +30,8 @@ def documents(draw):
         if table:
             if draw(st.booleans()):
                 lines.append("# a comment")
-            lines.append("[" + ".".join(_key(n) for n in table) + "]")
+            brackets = ("[[", "]]") if draw(st.booleans()) else ("[", "]")  # array of tables, or a table
+            lines.append(brackets[0] + ".".join(_key(n) for n in table) + brackets[1])
             for i in range(1, len(table) + 1):
                 expected.setdefault(tuple(table[:i]), len(lines))
         keys = draw(st.lists(names, max_size=3, unique=True))
@@ -38,10 +39,14 @@ def documents(draw):
             path = tuple(table) + (key,)
             if path in expected:
                 continue  # the same key under a table written twice
+            dotted = draw(st.sampled_from([(), ("sub",)]))  # `key.sub = 1`: a dotted key
+            written = ".".join(_key(k) for k in (key, *dotted))
             lines.append("")
-            lines.extend(f"{_key(key)} = {draw(values)}".split("\n"))
-            expected[path] = next(n for n in range(len(lines), 0, -1)
-                                  if lines[n - 1].startswith(f"{_key(key)} = "))
+            lines.extend(f"{written} = {draw(values)}".split("\n"))
+            line = next(n for n in range(len(lines), 0, -1) if lines[n - 1].startswith(f"{written} = "))
+            expected[path] = line
+            if dotted:
+                expected[path + dotted] = line
     return "\n".join(lines) + "\n", expected
 
 

@@ -5,10 +5,10 @@ naming the file and line of a syntax error. `KeyLines(text).line(*key)` is the l
 failing that, its closest enclosing table) is written, for error messages; None when not found.
 
 `tomllib` keeps no positions, so the lines come from tomllib itself rather than from a second,
-hand-written TOML grammar: the text is parsed line by line as a growing prefix, and a key belongs to
-the first statement after which it exists (a statement ends at the first line where the prefix parses
-again, so a multi-line value belongs to the line it starts on). Budgets files are tens of lines; the
-scan runs only when a line is asked for.
+hand-written TOML grammar: each statement (a table header, or a key and its value, which may span
+lines) is parsed on its own; it ends at the first line where its text parses. A header sets the table
+that the keys of the following statements belong to, and a key is located on the first line of its
+statement. Time grows with the file's length; the scan runs only when a line is asked for.
 """
 
 from __future__ import annotations
@@ -53,6 +53,20 @@ def _key_paths(table: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterat
                     yield from _key_paths(item, path)
 
 
+def _header_path(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The key path of a table header parsed on its own (`[a."b"]` -> ("a", "b"); `[[a]]` -> ("a",))."""
+    path: list[str] = []
+    node: Any = data
+    while True:
+        if isinstance(node, list):
+            node = node[-1] if node else {}
+        if not isinstance(node, Mapping) or len(node) != 1:
+            return tuple(path)
+        key = next(iter(node))
+        path.append(key)
+        node = node[key]
+
+
 class KeyLines:
     """Lines of the keys and tables of a TOML text; `prefix` is prepended to every looked-up key
     (("tool", "ctxprof") for a pyproject.toml)."""
@@ -63,22 +77,30 @@ class KeyLines:
         self._lines: dict[tuple[str, ...], int] | None = None
 
     def _scan(self) -> dict[tuple[str, ...], int]:
-        lines = self._text.splitlines()
         found: dict[tuple[str, ...], int] = {}
-        statement_start: int | None = None  # first line of the statement being read
-        for n, line in enumerate(lines, start=1):
-            stripped = line.strip()
-            if statement_start is None:
+        table: tuple[str, ...] = ()  # the table the following keys belong to
+        statement: list[str] = []  # the lines of the statement being read
+        start = 0  # its first line
+        for n, line in enumerate(self._text.splitlines(), start=1):
+            if not statement:
+                stripped = line.strip()
                 if not stripped or stripped.startswith("#"):
                     continue
-                statement_start = n
+                start = n
+            statement.append(line)
             try:
-                data = tomllib.loads("\n".join(lines[:n]))
+                # A statement parses on its own: TOML syntax does not depend on what came before.
+                data = tomllib.loads("\n".join(statement))
             except tomllib.TOMLDecodeError:
                 continue  # the statement goes on over the next lines
-            for path in _key_paths(data):
-                found.setdefault(path, statement_start)
-            statement_start = None
+            if statement[0].lstrip().startswith("["):
+                table = _header_path(data)
+                paths = [table[:i] for i in range(1, len(table) + 1)]
+            else:
+                paths = [table + path for path in _key_paths(data)]
+            for path in paths:
+                found.setdefault(path, start)
+            statement = []
         return found
 
     def line(self, *key: str) -> int | None:
