@@ -11,7 +11,7 @@ Library code: it never prints, exits or reads the clock (the caller passes `crea
 from __future__ import annotations
 
 from profiler.check.baseline import BASELINE_SCHEMA, BASELINE_VERSION, Baseline, BaselineWorkflow, make_baseline
-from profiler.check.budgets import CHECK_KEYS, SECTIONS, Budgets, Limit
+from profiler.check.budgets import CHECK_KEYS, SECTIONS, TABLE_SETTINGS, Budgets, Limit
 from profiler.check.metrics import (
     AGGREGATES,
     DEFAULT_AGGREGATE,
@@ -26,7 +26,7 @@ from profiler.check.metrics import (
 from profiler.check.verdict import CHECK_SCHEMA, VERDICTS, CheckResult, CheckRow, change_ratio, check
 
 __all__ = ["AGGREGATES", "BASELINE_SCHEMA", "BASELINE_VERSION", "CHECK_KEYS", "CHECK_SCHEMA",
-           "DEFAULT_AGGREGATE", "METRICS", "SECTIONS", "UNNAMED_WORKFLOW", "VERDICTS", "Baseline",
+           "DEFAULT_AGGREGATE", "METRICS", "SECTIONS", "TABLE_SETTINGS", "UNNAMED_WORKFLOW", "VERDICTS", "Baseline",
            "BaselineWorkflow", "Budgets", "CheckResult", "CheckRow", "Limit", "Metric",
            "WorkflowMetrics", "aggregate", "apply_prices", "change_ratio", "check", "make_baseline", "measure",
            "workflow_label"]
