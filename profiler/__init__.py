@@ -1,39 +1,105 @@
 """ctxprof: measure the cost of redundant context in multi-step LLM workflows.
 
-Public API (heavy parts are imported lazily, so `import profiler` stays light):
-`load_trace`, `analyze`, `Trace`, `Step`, `Run`, `ProfilerError`, and (instrumentation) `record`,
-`step`.
+The public API. Every name is the real object (its signature and docstring show in `help()` and
+Jupyter); the ones with heavy dependencies are imported on first use, so `import profiler` loads
+neither pandas, plotly, torch nor an LLM SDK.
+
+- Traces: `load_trace`, `load_traces`, `import_sources` (other tools' traces), `Trace`, `Run`, `Step`
+- Recording: `record`, `step`; timing local models: `cuda_timer`, `timed_generate`
+- Analysis: `analyze`, `ProfileOptions`, `Pricing`, `PriceTable`, `apply_prices`, `diagnose`
+- Cache simulation: `simulate_provider`, `simulate_engine`, `parse_capacity`
+- Reports: `report`, `build_report_data`, `figures`
+- CI checks: `check`, `Budgets`, `Baseline`, `make_baseline`
+- Replay: `replay`
+- Errors: `ProfilerError`, `TraceFormatError`, `ConfigError`, `CheckFailed`
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from profiler.errors import ProfilerError, TraceFormatError  # noqa: E402
+from profiler.errors import CheckFailed, ConfigError, ProfilerError, TraceFormatError  # noqa: E402
+from profiler.options import Pricing, ProfileOptions  # noqa: E402
 from profiler.trace import Run, Step, Trace, load_trace  # noqa: E402
+from profiler.trace.io import load_traces  # noqa: E402
 
-__all__ = ["ProfilerError", "Run", "Step", "Trace", "TraceFormatError", "__version__", "analyze",
-           "load_trace", "record", "step"]
+# name -> (module, attribute); attribute None: the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "analyze": ("profiler.analysis", "analyze"),
+    "import_sources": ("profiler.importers.registry", "import_sources"),
+    "apply_prices": ("profiler.cost", "apply_prices"),
+    "PriceTable": ("profiler.pricing", "PriceTable"),
+    "diagnose": ("profiler.diagnose", "diagnose"),
+    "record": ("profiler.instrument.recorder", "record"),
+    "step": ("profiler.instrument.recorder", "step"),
+    "cuda_timer": ("profiler.instrument.gpu", "cuda_timer"),
+    "timed_generate": ("profiler.instrument.gpu", "timed_generate"),
+    "simulate_provider": ("profiler.cache_sim.providers", "simulate_provider"),
+    "simulate_engine": ("profiler.cache_sim.engine", "simulate_engine"),
+    "parse_capacity": ("profiler.cache_sim.engine", "parse_capacity"),
+    "report": ("profiler.report", "report"),
+    "build_report_data": ("profiler.report", "build_report_data"),
+    "figures": ("profiler.figures", None),
+    "check": ("profiler.check", "check"),
+    "Budgets": ("profiler.check", "Budgets"),
+    "Baseline": ("profiler.check", "Baseline"),
+    "make_baseline": ("profiler.check", "make_baseline"),
+    "replay": ("profiler.replay.engine", "replay"),
+}
+
+__all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing",
+           "ProfileOptions", "ProfilerError", "Run", "Step", "Trace", "TraceFormatError",
+           "__version__", "analyze", "apply_prices", "build_report_data", "check", "cuda_timer",
+           "diagnose", "figures", "import_sources", "load_trace", "load_traces", "make_baseline",
+           "parse_capacity", "record", "replay", "report", "simulate_engine", "simulate_provider",
+           "step", "timed_generate"]
 
 
-def analyze(*args: Any, **kwargs: Any) -> Any:
-    """Analyse traces; see `profiler.analysis.analyze`."""
-    from profiler.analysis import analyze as _analyze
-
-    return _analyze(*args, **kwargs)
-
-
-def record(*args: Any, **kwargs: Any) -> Any:
-    """Record a workflow into a trace file; see `profiler.instrument.record`."""
-    from profiler.instrument import record as _record
-
-    return _record(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'profiler' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
-def step(*args: Any, **kwargs: Any) -> Any:
-    """Decorator recording a function as a step; see `profiler.instrument.step`."""
-    from profiler.instrument import step as _step
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
-    return _step(*args, **kwargs)
+
+class _PublicAPI(types.ModuleType):
+    """The package module. `check`, `diagnose`, `replay` and `report` are functions named like the
+    subpackages that define them; importing a submodule binds it as an attribute of its package,
+    which would hide the function, so that binding is skipped for those names (the submodules stay
+    importable: `from profiler.check import Budgets` reads `sys.modules`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name, ("", None))[1] is not None:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicAPI
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from profiler import figures
+    from profiler.analysis import analyze
+    from profiler.cache_sim.engine import parse_capacity, simulate_engine
+    from profiler.cache_sim.providers import simulate_provider
+    from profiler.check import Baseline, Budgets, check, make_baseline
+    from profiler.cost import apply_prices
+    from profiler.diagnose import diagnose
+    from profiler.importers.registry import import_sources
+    from profiler.instrument.gpu import cuda_timer, timed_generate
+    from profiler.instrument.recorder import record, step
+    from profiler.pricing import PriceTable
+    from profiler.replay.engine import replay
+    from profiler.report import build_report_data, report

@@ -43,6 +43,12 @@ class ReuseSource:
     prefix_tokens: int
     repeated_tokens: int
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "source") -> "ReuseSource":
+        from profiler.records import record_from_dict
+
+        return record_from_dict(cls, d, where)
+
 
 @dataclass(frozen=True)
 class StepMetrics:
@@ -81,6 +87,15 @@ class StepMetrics:
         d = asdict(self)
         d["sources"] = [asdict(s) for s in self.sources]
         return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "step") -> "StepMetrics":
+        """The inverse of `to_dict`; a malformed field raises `ProfilerError` naming it."""
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        sources = tuple(ReuseSource.from_dict(s, f"{where}.sources[{i}]")
+                        for i, s in enumerate(expect_list(expect_mapping(d, where), "sources", where)))
+        return record_from_dict(cls, d, where, nested={"sources": sources})
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,12 @@ class Totals:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "totals") -> "Totals":
+        from profiler.records import record_from_dict
+
+        return record_from_dict(cls, d, where)
+
 
 @dataclass(frozen=True)
 class RunAnalysis:
@@ -137,6 +158,16 @@ class RunAnalysis:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "workflow": self.workflow, "trace": self.trace,
                 "steps": [s.to_dict() for s in self.steps], "totals": self.totals.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "run") -> "RunAnalysis":
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        d = expect_mapping(d, where)
+        steps = tuple(StepMetrics.from_dict(s, f"{where}.steps[{i}]")
+                      for i, s in enumerate(expect_list(d, "steps", where)))
+        return record_from_dict(cls, d, where, nested={
+            "steps": steps, "totals": Totals.from_dict(d.get("totals"), f"{where}.totals")})
 
 
 @dataclass(frozen=True)
@@ -152,6 +183,12 @@ class AnalysisOptions:
             raise ProfilerError(f"--block-size must be at least 1, got {self.block_size}")
         if self.min_repeat < 1:
             raise ProfilerError(f"--min-repeat must be at least 1, got {self.min_repeat}")
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "options") -> "AnalysisOptions":
+        from profiler.records import record_from_dict
+
+        return record_from_dict(cls, d, where)
 
 
 @dataclass(frozen=True)
@@ -204,6 +241,27 @@ class Analysis:
                 f"{t.input_tokens:,} input tokens, redundancy {t.redundancy_ratio:.1%} "
                 f"(scope {self.options.scope})</p>")
         return head + self.runs_df.to_html(index=False)
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str = "<analysis>") -> "Analysis":
+        """The inverse of `to_dict` (an `ctxprof analyze --format json` output). A document of another
+        schema, or a malformed field, raises `ProfilerError` naming `source` and the field."""
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        d = expect_mapping(d, source)
+        schema = d.get("schema")
+        if schema != ANALYSIS_SCHEMA:
+            raise ProfilerError(f"{source}: field 'schema' is {schema!r}, expected {ANALYSIS_SCHEMA!r} "
+                                "(write the analysis with `ctxprof analyze --format json`)")
+        runs = tuple(RunAnalysis.from_dict(r, f"{source}: runs[{i}]")
+                     for i, r in enumerate(expect_list(d, "runs", source)))
+        return record_from_dict(cls, d, source, nested={
+            "runs": runs,
+            "totals": Totals.from_dict(d.get("totals"), f"{source}: totals"),
+            "options": AnalysisOptions.from_dict(d.get("options", {}), f"{source}: options"),
+            "warnings": tuple(str(w) for w in expect_list(d, "warnings", source)),
+            "traces": tuple(str(t) for t in expect_list(d, "traces", source)),
+        })
 
 
 COST_FIELDS = ("cost_actual_usd", "cost_no_cache_usd", "cost_ideal_usd", "cost_redundant_usd")

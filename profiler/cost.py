@@ -22,6 +22,7 @@ and one warning; totals add up the steps that have a cost.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Iterable
 
@@ -126,3 +127,19 @@ def _index_steps(traces: list[Trace]) -> dict[tuple[str | None, str, str], Step]
                 out[(trace.path, step.run_id, step.step_id)] = step
                 out.setdefault((None, step.run_id, step.step_id), step)
     return out
+
+
+
+def apply_prices(analysis: Analysis, traces: Trace | Iterable[Trace],
+                 prices: "PriceTable | str | os.PathLike[str] | None" = None
+                 ) -> tuple[Analysis, tuple[str, ...]]:
+    """`apply_costs` for library callers: `prices` is a `PriceTable`, a price file (looked up before
+    genai-prices, as `--price-file` does) or None (genai-prices). Returns the priced analysis and the
+    warnings pricing added (models without a price: their cost stays unknown)."""
+    if not isinstance(prices, PriceTable):
+        from profiler.options import ProfileOptions
+
+        prices = ProfileOptions(price_file=prices).price_table()
+    assert prices is not None  # the default pricing always gives a table
+    priced = apply_costs(analysis, traces, prices)
+    return priced, tuple(w for w in priced.warnings if w not in analysis.warnings)

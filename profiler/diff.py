@@ -19,12 +19,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from profiler.errors import ProfilerError
 
 if TYPE_CHECKING:
-    from profiler.analysis import Analysis
+    from profiler.analysis import Analysis, StepMetrics
+    from profiler.options import ProfileOptions
 
 DIFF_SCHEMA = "ctxprof.diff/1"
 TOTAL_KEY = "(per run)"
@@ -139,45 +140,32 @@ class _Acc:
                     cost_usd=self.sums["cost_usd"] / n if self.cost_known else None)
 
 
-def _step_values(step: Mapping[str, Any], where: str) -> dict[str, float | None]:
-    def num(name: str, required: bool = True) -> float | None:
-        v = step.get(name)
-        if v is None and not required:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ProfilerError(f"{where}: field '{name}' must be a number, got {v!r} (is this a "
-                                "`ctxprof analyze --format json` output?)")
-        return float(v)
-
-    inp = num("input_tokens")
-    reused = (num("prefix_reused_tokens") or 0.0) + (num("repeated_tokens") or 0.0)
-    return {"input_tokens": inp, "reused_tokens": reused, "novel_tokens": num("novel_tokens"),
-            "output_tokens": num("output_tokens"), "cost_usd": num("cost_actual_usd", required=False)}
+def _step_values(step: "StepMetrics") -> dict[str, float | None]:
+    return {"input_tokens": float(step.input_tokens),
+            "reused_tokens": float(step.prefix_reused_tokens + step.repeated_tokens),
+            "novel_tokens": float(step.novel_tokens), "output_tokens": float(step.output_tokens),
+            "cost_usd": step.cost_actual_usd}
 
 
-def summarize_runs(runs: Sequence[Mapping[str, Any]], *, label: str, kind: str) -> Summary:
-    """Summary of the `runs` of an analysis dict (`Analysis.to_dict()["runs"]`)."""
+def summarize_analysis(analysis: "Analysis", *, label: str = "analysis",
+                       kind: str = "analysis") -> Summary:
+    """Summary of the runs of an analysis (read from JSON with `Analysis.from_dict`)."""
     from profiler.check import workflow_label
 
     totals: dict[str, _Acc] = {}
     steps: dict[str, dict[str, _Acc]] = {}
-    for ri, run in enumerate(runs):
-        if not isinstance(run, Mapping) or not isinstance(run.get("steps"), list):
-            raise ProfilerError(f"{label}: field 'runs[{ri}].steps' is missing (is this a "
-                                "`ctxprof analyze --format json` output?)")
-        wf = workflow_label(run.get("workflow"))
-        run_sum = dict.fromkeys(SIDE_FIELDS, 0.0)
+    for run in analysis.runs:
+        wf = workflow_label(run.workflow)
+        run_sum: dict[str, float | None] = dict.fromkeys(SIDE_FIELDS, 0.0)
         seen: dict[str, int] = {}
         wf_steps = steps.setdefault(wf, {})
-        for si, step in enumerate(run["steps"]):
-            if not isinstance(step, Mapping):
-                raise ProfilerError(f"{label}: field 'runs[{ri}].steps[{si}]' must be an object")
-            values = _step_values(step, f"{label}: runs[{ri}].steps[{si}]")
+        for step in run.steps:
+            values = _step_values(step)
             for name in SIDE_FIELDS:
                 v = values[name]
                 cur = run_sum[name]
-                run_sum[name] = None if v is None or cur is None else cur + v  # type: ignore[assignment]
-            name = step.get("name") or str(step.get("step_id"))
+                run_sum[name] = None if v is None or cur is None else cur + v
+            name = step.name or step.step_id
             seen[name] = seen.get(name, 0) + 1
             key = name if seen[name] == 1 else f"{name} #{seen[name]}"
             wf_steps.setdefault(key, _Acc()).add(values)
@@ -187,10 +175,6 @@ def summarize_runs(runs: Sequence[Mapping[str, Any]], *, label: str, kind: str) 
                         steps=tuple((k, acc.side()) for k, acc in steps[wf].items()))
         for wf in sorted(totals))
     return Summary(label=label, kind=kind, workflows=workflows)
-
-
-def summarize_analysis(analysis: "Analysis", *, label: str = "analysis") -> Summary:
-    return summarize_runs(analysis.to_dict()["runs"], label=label, kind="analysis")
 
 
 def summarize_baseline(data: Mapping[str, Any], *, label: str) -> Summary:
@@ -211,9 +195,10 @@ def summarize_baseline(data: Mapping[str, Any], *, label: str) -> Summary:
     return Summary(label=label, kind="baseline", workflows=tuple(workflows))
 
 
-def load_summary(path: str | os.PathLike[str], *, scope: str = "run",
-                 prices_path: str | os.PathLike[str] | None = None) -> tuple[Summary, tuple[str, ...]]:
-    """Read a trace, an analysis JSON or a baseline JSON; returns the summary and warnings."""
+def load_summary(path: str | os.PathLike[str], *, options: "ProfileOptions | None" = None
+                 ) -> tuple[Summary, tuple[str, ...]]:
+    """Read a trace, an analysis JSON or a baseline JSON; returns the summary and warnings. A trace
+    is analysed and priced as `options` say (default: `ProfileOptions()`)."""
     path = Path(path)
     label = str(path)
     if not path.exists():
@@ -228,21 +213,19 @@ def load_summary(path: str | os.PathLike[str], *, scope: str = "run",
                                 f"({e})") from None
         schema = data.get("schema") if isinstance(data, dict) else None
         if isinstance(schema, str) and schema.startswith("ctxprof.analysis"):
-            if not isinstance(data.get("runs"), list):
-                raise ProfilerError(f"{label}: field 'runs' must be a list")
-            return summarize_runs(data["runs"], label=label, kind="analysis"), ()
+            from profiler.analysis import Analysis
+
+            return summarize_analysis(Analysis.from_dict(data, source=label), label=label), ()
         if schema == "ctxprof.baseline":
             return summarize_baseline(data, label=label), ()
         raise ProfilerError(f"{label}: field 'schema' is {schema!r}; expected a ctxprof trace, "
                             "an analysis (`ctxprof analyze --format json`) or a baseline")
-    from profiler.analysis import analyze
-    from profiler.check import apply_prices
+    from profiler.options import ProfileOptions
     from profiler.trace import load_trace
 
     trace = load_trace(path)
-    analysis = analyze([trace], scope=scope)
-    analysis, price_warnings = apply_prices(analysis, [trace], prices_path)
-    return summarize_analysis(analysis, label=label), (*analysis.warnings, *price_warnings)
+    analysis = (options or ProfileOptions()).analyze([trace])
+    return summarize_analysis(analysis, label=label, kind="trace"), analysis.warnings
 
 
 def _looks_like_trace(path: Path) -> bool:

@@ -8,6 +8,7 @@ The CLI maps these to exit codes in one place (`profiler.cli.app`): `CheckFailed
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 
 class ProfilerError(Exception):
@@ -62,3 +63,25 @@ class ConfigError(ProfilerError):
 
 class CheckFailed(ProfilerError):
     """A CI check ran and found a budget exceeded or a regression (exit code 1)."""
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest candidate to a mistyped `word`, else ''."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def read_config_text(path: "os.PathLike[str] | str", what: str, if_missing: str) -> str:
+    """The text of a user's file (`what`: "the baseline"), or a `ConfigError` naming the file and,
+    when it does not exist, saying what to do (`if_missing`)."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found ({if_missing})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e}") from None

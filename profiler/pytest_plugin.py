@@ -61,7 +61,7 @@ class CtxprofTrace:
                 priced: bool = False) -> "Analysis":
         """Analyse the recorded trace (and fill in costs when `priced` or `prices` is given)."""
         __tracebackhide__ = True
-        from profiler.analysis import analyze
+        from profiler.options import ProfileOptions
         from profiler.trace.io import load_trace
 
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -69,12 +69,8 @@ class CtxprofTrace:
                         "ctxprof_trace.path (e.g. `with profiler.record(ctxprof_trace.path, "
                         "workflow=...)`)", pytrace=False)
         trace = load_trace(self.path)
-        analysis = analyze([trace], scope=scope)
-        if priced or prices is not None:
-            from profiler.check import apply_prices
-
-            analysis, _ = apply_prices(analysis, [trace], prices)
-        return analysis
+        options = ProfileOptions(scope=scope, price_file=None if prices is None else Path(prices))
+        return options.analyze([trace], price=priced or prices is not None)
 
     def check(self, budget: "str | os.PathLike[str] | Mapping[str, Any] | Budgets | None" = None, *,
               baseline: "str | os.PathLike[str] | Baseline | None" = None,

@@ -121,13 +121,27 @@ def test_costs_are_diffed_when_priced(traces):
 @pytest.mark.parametrize("content, match", [
     ('{"schema": "something-else"}', "field 'schema' is 'something-else'"),
     ('{"schema": "ctxprof.analysis/1", "runs": [{"workflow": "w", "steps": [{"input_tokens": "x"}]}]}',
-     "field 'input_tokens' must be a number"),
+     r"runs\[0\]\.steps\[0\]: field 'run_id' is missing"),
     ("not json at all", "neither a ctxprof trace nor a JSON"),
 ])
 def test_unusable_inputs_are_errors(tmp_path, content, match):
     path = tmp_path / "x.json"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ProfilerError, match=match):
+        load_summary(path)
+
+
+def test_an_analysis_with_a_malformed_number_names_the_field(traces, tmp_path):
+    # GIVEN a real analysis JSON whose first step's input_tokens is not a number
+    from profiler.analysis import analyze
+    from profiler.trace import load_trace
+
+    data = analyze(load_trace(traces[0])).to_dict()
+    data["runs"][0]["steps"][0]["input_tokens"] = "x"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    # WHEN it is read THEN the error names the step and the field
+    with pytest.raises(ProfilerError, match=r"runs\[0\]\.steps\[0\]: field 'input_tokens' must be int"):
         load_summary(path)
 
 

@@ -8,27 +8,24 @@ from typing import Optional
 
 import typer
 
-from profiler.analysis import analyze
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
     BLOCK_SIZE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
+    PRICE_FILE_OPT,
+    PRICING_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Pricing,
     Scope,
     load_all,
     output_stream,
-    price_table,
+    profile_options,
     table_console,
     wrote,
 )
 from profiler.reporters.console import print_analysis, write_csv, write_json
-
-
-class Pricing(str, Enum):
-    default = "default"
-    none = "none"
 
 
 class Format(str, Enum):
@@ -43,13 +40,8 @@ def analyze_command(
     scope: Scope = SCOPE_OPT,
     block_size: int = BLOCK_SIZE_OPT,
     min_repeat: int = MIN_REPEAT_OPT,
-    pricing: Pricing = typer.Option(Pricing.default, "--pricing",
-                                    help="'default': price steps with genai-prices (offline data); "
-                                         "'none': no cost columns."),
-    price_file: Optional[Path] = typer.Option(None, "--price-file",
-                                              help="TOML or JSON file of prices (USD per million "
-                                                   "tokens) looked up before genai-prices; see "
-                                                   "docs/costs-and-caches.md."),
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
@@ -61,13 +53,9 @@ def analyze_command(
     with prices the costs in USD: actual (as billed), with no cache, with an ideal prefix cache, and
     what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
-    loaded = load_all(traces)
-    result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
-    table = price_table(pricing.value, price_file)
-    if table is not None:
-        from profiler.cost import apply_costs
-
-        result = apply_costs(result, loaded, table)
+    options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              pricing=pricing, price_file=price_file)
+    result = options.analyze(load_all(traces))
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     with output_stream(output) as stream:

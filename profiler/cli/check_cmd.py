@@ -12,21 +12,30 @@ from rich.console import Console
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ALLOW_UNKNOWN_OPT,
+    BLOCK_SIZE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
+    PRICE_FILE_OPT,
+    PRICES_DEPRECATED_OPT,
+    PRICING_OPT,
+    SCOPE_OPT,
     TRACES_ARG,
+    Pricing,
     Scope,
     load_all,
     output_stream,
+    profile_options,
     wrote,
 )
 from profiler.errors import CheckFailed, ConfigError
 
-SCOPE_OPT = typer.Option(None, "--scope",
-                         help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "
-                              "scope of the budgets file, else 'run').")
-PRICES_OPT = typer.Option(None, "--prices", help="Price file to use instead of the built-in price table.")
+# check alone reads its scope from the baseline or the budgets file when --scope is not given, so
+# that a check measures the traces as their baseline was measured.
+CHECK_SCOPE_OPT = typer.Option(None, "--scope",
+                               help="'run' or 'global' reuse scope (default: the baseline's, else "
+                                    "\\[check] scope of the budgets file, else 'run').")
 
 
 def _warn(messages: object) -> None:
@@ -58,19 +67,18 @@ def check_command(
                                             help="Also write the report as Markdown to this file "
                                                  "(it is appended to $GITHUB_STEP_SUMMARY when set)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report."),
-    scope: Optional[Scope] = SCOPE_OPT,
-    prices: Optional[Path] = PRICES_OPT,
-    allow_unknown: bool = typer.Option(False, "--allow-unknown", "--allow-unknown-cost",
-                                       help="Let metrics that cannot be known (costs without prices, "
-                                            "workflows missing from the baseline) pass."),
+    scope: Optional[Scope] = CHECK_SCOPE_OPT,
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
+    prices: Optional[Path] = PRICES_DEPRECATED_OPT,
+    allow_unknown: bool = ALLOW_UNKNOWN_OPT,
 ) -> None:
     """Check traces against budgets and a baseline; exit 1 when a limit is exceeded.
 
     Exit codes: 0 every limit holds, 1 a budget or regression limit failed (or a value is unknown
     and --allow-unknown is not given), 2 unusable input (budgets, baseline or trace).
     """
-    from profiler.analysis import analyze
-    from profiler.check import METRICS, Baseline, Budgets, apply_prices, check
+    from profiler.check import METRICS, Baseline, Budgets, check
     from profiler.reporters.check_report import (
         check_table,
         describe_row,
@@ -82,17 +90,17 @@ def check_command(
 
     budgets = Budgets.from_file(budget)
     base = Baseline.from_file(baseline) if baseline is not None else None
-    loaded = load_all(traces)
     chosen_scope = (scope.value if scope is not None
                     else base.scope if base is not None
                     else budgets.scope or "run")
-    kwargs = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
-    analysis = analyze(loaded, scope=chosen_scope, **kwargs)
+    measured_as = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
+    options = profile_options(scope=chosen_scope, pricing=pricing, price_file=price_file, prices=prices,
+                              allow_unknown=allow_unknown, **measured_as)
+    # Prices only matter to cost limits; without one, a model missing from the price table is no news.
+    needs_prices = any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits)
+    analysis = options.analyze(load_all(traces), price=needs_prices)
     _warn(analysis.warnings)
-    if any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits):
-        analysis, price_warnings = apply_prices(analysis, loaded, prices)
-        _warn(price_warnings)
-    result = check(analysis, budgets, base, allow_unknown=True if allow_unknown else None)
+    result = check(analysis, budgets, base, allow_unknown=True if options.allow_unknown else None)
     _warn(result.warnings)
 
     # Without a terminal (CI logs) rich would wrap the table at 80 columns.
@@ -125,24 +133,26 @@ def baseline_command(
     traces: list[Path] = TRACES_ARG,
     output: Optional[Path] = OUTPUT_OPT,
     force: bool = FORCE_OPT,
-    scope: Scope = typer.Option(Scope.run, "--scope", help="'run' or 'global' reuse scope."),
-    block_size: int = typer.Option(16, "--block-size", min=1, help="Block size (tokens)."),
+    scope: Scope = SCOPE_OPT,
+    block_size: int = BLOCK_SIZE_OPT,
     min_repeat: int = MIN_REPEAT_OPT,
-    prices: Optional[Path] = PRICES_OPT,
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
+    prices: Optional[Path] = PRICES_DEPRECATED_OPT,
 ) -> None:
     """Record the per-run metrics of traces as a baseline for `ctxprof check --baseline`."""
-    from profiler.analysis import analyze
-    from profiler.check import apply_prices, make_baseline
+    import time
+
+    from profiler.check import make_baseline
     from profiler.reporters.console import write_json
 
     if output is not None and str(output) != "-" and output.exists() and not force:
         raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
-    loaded = load_all(traces)
-    analysis = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              pricing=pricing, price_file=price_file, prices=prices)
+    analysis = options.analyze(load_all(traces))
     _warn(analysis.warnings)
-    analysis, price_warnings = apply_prices(analysis, loaded, prices)
-    _warn(price_warnings)
-    baseline = make_baseline(analysis)
+    baseline = make_baseline(analysis, created_unix_s=time.time())
     if not baseline.workflows:
         raise ConfigError("the traces hold no runs; nothing to record as a baseline")
     with output_stream(output, force=True) as stream:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Optional
 
@@ -12,18 +11,11 @@ import typer
 
 from profiler.errors import ProfilerError, TraceFormatError
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from profiler.options import Pricing, ProfileOptions, Scope
 from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
-    from profiler.pricing import PriceTable
-
-class Scope(str, Enum):
-    """Which earlier steps a step is compared with (see docs/metrics.md)."""
-
-    run = "run"
-    global_ = "global"
+    from rich.console import Console
 
 
 TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
@@ -35,6 +27,19 @@ BLOCK_SIZE_OPT = typer.Option(16, "--block-size", min=1,
                               help="Block size (tokens) for block_reused_tokens, as vLLM's.")
 MIN_REPEAT_OPT = typer.Option(32, "--min-repeat", min=1,
                               help="Shortest run of tokens that counts as repeated context.")
+PRICING_OPT = typer.Option(Pricing.default, "--pricing",
+                           help="'default': price steps with genai-prices (offline data), after the "
+                                "--price-file if one is given; 'none': only the --price-file's prices, "
+                                "or no costs without one.")
+PRICE_FILE_OPT = typer.Option(None, "--price-file",
+                              help="TOML or JSON file of prices (USD per million tokens) looked up "
+                                   "before genai-prices; see docs/costs-and-caches.md.")
+# The old name on check, baseline and diff; it meant what --price-file means.
+PRICES_DEPRECATED_OPT = typer.Option(None, "--prices", hidden=True,
+                                     help="Deprecated: use --price-file.")
+ALLOW_UNKNOWN_OPT = typer.Option(False, "--allow-unknown", "--allow-unknown-cost",
+                                 help="Let metrics that cannot be known (costs without prices, "
+                                      "workflows missing from the baseline) pass.")
 OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
 FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
 
@@ -89,12 +94,16 @@ def wrote(path: Optional[Path]) -> None:
         typer.echo(f"Wrote {path}", err=True)
 
 
-def price_table(pricing: str, price_file: Optional[Path]) -> "PriceTable | None":
-    """The price table the `--pricing` / `--price-file` options ask for (None: no pricing)."""
-    from profiler.pricing import PriceTable
-
-    if price_file is not None:
-        return PriceTable.from_file(price_file, fallback_to_default=pricing != "none")
-    if pricing == "none":
-        return None
-    return PriceTable.default()
+def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min_repeat: int = 32,
+                    pricing: Pricing = Pricing.default, price_file: Optional[Path] = None,
+                    prices: Optional[Path] = None, allow_unknown: bool = False) -> ProfileOptions:
+    """The shared options of a command, from its flags; `prices` is the deprecated `--prices`."""
+    if prices is not None:
+        if price_file is not None:
+            raise ProfilerError("--prices and --price-file given together; --prices is the old name "
+                                "of --price-file: keep only --price-file")
+        typer.echo("ctxprof: warning: --prices is deprecated; use --price-file (same meaning)",
+                   err=True)
+        price_file = prices
+    return ProfileOptions(scope=Scope(scope).value, block_size=block_size, min_repeat=min_repeat,
+                          pricing=pricing, price_file=price_file, allow_unknown=allow_unknown)

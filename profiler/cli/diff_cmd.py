@@ -9,7 +9,21 @@ from typing import Optional
 import typer
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import OUTPUT_OPT, Scope, output_stream, table_console, wrote
+from profiler.cli.common import (
+    BLOCK_SIZE_OPT,
+    MIN_REPEAT_OPT,
+    OUTPUT_OPT,
+    PRICE_FILE_OPT,
+    PRICES_DEPRECATED_OPT,
+    PRICING_OPT,
+    SCOPE_OPT,
+    Pricing,
+    Scope,
+    output_stream,
+    profile_options,
+    table_console,
+    wrote,
+)
 
 
 class Format(str, Enum):
@@ -26,9 +40,12 @@ def diff_command(
     b: Path = typer.Argument(..., help="After: a trace, an analysis JSON or a baseline JSON.",
                              show_default=False),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    scope: Scope = typer.Option(Scope.run, "--scope", help="Reuse scope used to analyse traces."),
-    prices: Optional[Path] = typer.Option(None, "--prices",
-                                          help="Price file to use instead of the built-in table."),
+    scope: Scope = SCOPE_OPT,
+    block_size: int = BLOCK_SIZE_OPT,
+    min_repeat: int = MIN_REPEAT_OPT,
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
+    prices: Optional[Path] = PRICES_DEPRECATED_OPT,
     output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
     """Show how input, reused and novel tokens, redundancy and cost changed from A to B.
@@ -40,8 +57,10 @@ def diff_command(
     from profiler.reporters import diff_report
     from profiler.reporters.console import write_json
 
-    sa, wa = load_summary(a, scope=scope.value, prices_path=prices)
-    sb, wb = load_summary(b, scope=scope.value, prices_path=prices)
+    options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              pricing=pricing, price_file=price_file, prices=prices)
+    sa, wa = load_summary(a, options=options)
+    sb, wb = load_summary(b, options=options)
     for w in dict.fromkeys([*wa, *wb]):
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     result = diff(sa, sb)

@@ -13,11 +13,15 @@ from profiler.cli.common import (
     BLOCK_SIZE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
+    PRICE_FILE_OPT,
+    PRICING_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Pricing,
     Scope,
     load_all,
     output_stream,
+    profile_options,
     wrote,
 )
 from profiler.errors import ProfilerError
@@ -64,6 +68,8 @@ def report_command(
     scope: Scope = SCOPE_OPT,
     block_size: int = BLOCK_SIZE_OPT,
     min_repeat: int = MIN_REPEAT_OPT,
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
 ) -> None:
     """Write a report: headline figures, tokens per step, cumulative cost, cache scenarios, reuse
     matrix, reported vs ideal caching, diagnosis and a per-step table.
@@ -78,9 +84,14 @@ def report_command(
         raise ProfilerError(f"{output} exists; pass --force to overwrite it")
     if kind == "html":
         _require_plotly()
+    from profiler.pricing import PriceTable
+
+    options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              pricing=pricing, price_file=price_file)
     loaded = load_all(traces)
-    data = build_report_data(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
-                             title=title)
+    data = build_report_data(loaded, scope=options.scope, block_size=options.block_size,
+                             min_repeat=options.min_repeat,
+                             prices=options.price_table() or PriceTable.empty(), title=title)
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}

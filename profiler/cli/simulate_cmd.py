@@ -12,10 +12,13 @@ import typer
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
     OUTPUT_OPT,
+    PRICE_FILE_OPT,
+    PRICING_OPT,
     TRACES_ARG,
+    Pricing,
     load_all,
     output_stream,
-    price_table,
+    profile_options,
     table_console,
     wrote,
 )
@@ -34,11 +37,6 @@ class Cache(str, Enum):
 class Format(str, Enum):
     table = "table"
     json = "json"
-
-
-class Pricing(str, Enum):
-    default = "default"
-    none = "none"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$", re.IGNORECASE)
@@ -73,10 +71,8 @@ def simulate_command(
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=1,
                                                help="openai, gemini, deepseek: override the chunk a hit "
                                                     "is counted in (default: the provider's, per model)."),
-    pricing: Pricing = typer.Option(Pricing.default, "--pricing",
-                                    help="'default': genai-prices; 'none': no costs."),
-    price_file: Optional[Path] = typer.Option(None, "--price-file",
-                                              help="TOML or JSON prices looked up before genai-prices."),
+    pricing: Pricing = PRICING_OPT,
+    price_file: Optional[Path] = PRICE_FILE_OPT,
     capacity: Optional[list[str]] = typer.Option(None, "--capacity",
                                                  help="engine: cache capacity, in tokens (100000) or "
                                                       "bytes (8GiB, with --model-preset); repeat for a "
@@ -95,9 +91,10 @@ def simulate_command(
     provider's rules (minimum length, 128-token increments, breakpoints, expiry), and show per step the
     predicted cached tokens beside the ones the provider reported, and the cost with and without it.
     """
+    opts = profile_options(block_size=block_size, pricing=pricing, price_file=price_file)
     loaded = load_all(traces)
     if cache is Cache.engine:
-        result: Any = _simulate_engine(loaded, capacity or [], block_size, model_preset, policy)
+        result: Any = _simulate_engine(loaded, capacity or [], opts.block_size, model_preset, policy)
     else:
         from profiler.cache_sim.providers import simulate_provider
 
@@ -112,7 +109,7 @@ def simulate_command(
             if cache is not Cache.anthropic:
                 raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
             options["auto_breakpoints"] = True
-        table = price_table(pricing.value, price_file)
+        table = opts.price_table()
         if table is None:
             from profiler.pricing import PriceTable
 

@@ -8,7 +8,7 @@ Renderers take a finished `ReportData` and a text stream and never recompute any
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Iterable
 
 from profiler.report.data import (
     CostSummary,
@@ -19,12 +19,15 @@ from profiler.report.data import (
     build_report_data,
 )
 
+if TYPE_CHECKING:
+    from profiler.trace.model import Trace
+
 FORMATS = ("html", "markdown", "json")
 SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown",
                   ".json": "json"}
 
 __all__ = ["FORMATS", "SUFFIX_FORMATS", "CostSummary", "Finding", "ReportData", "ReuseMatrix",
-           "Scenario", "build_report_data", "render"]
+           "Scenario", "build_report_data", "render", "report"]
 
 
 def render(data: ReportData, stream: IO[str], fmt: str, **options: Any) -> None:
@@ -43,3 +46,15 @@ def render(data: ReportData, stream: IO[str], fmt: str, **options: Any) -> None:
         render_json(data, stream)
     else:
         raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def report(traces: "Trace | Iterable[Trace]", stream: IO[str], fmt: str = "html", *, scope: str = "run",
+           block_size: int = 16, min_repeat: int = 32, title: str = "ctxprof report",
+           cdn: bool = False) -> ReportData:
+    """Write a report of `traces` to `stream` in format `fmt` ("html", "markdown" or "json"), as
+    `ctxprof report` does; returns the `ReportData` it rendered. `cdn` (HTML only) links plotly.js
+    instead of embedding it."""
+    data = build_report_data(traces, scope=scope, block_size=block_size, min_repeat=min_repeat,
+                             title=title)
+    render(data, stream, fmt, **({"cdn": cdn} if fmt == "html" else {}))
+    return data

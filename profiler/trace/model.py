@@ -459,6 +459,21 @@ class Trace:
     # Problems the reader recovered from (a torn last line); shown by the CLI as warnings.
     warnings: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Analysis keys steps by (run id, step id): two steps with one id would be reported wrongly.
+        for run in self.runs:
+            seen: dict[str, Step] = {}
+            for step in run.steps:
+                first = seen.setdefault(step.step_id, step)
+                if first is step:
+                    continue
+                lines = ("" if first.line is None or step.line is None
+                         else f" (lines {first.line} and {step.line})")
+                raise TraceFormatError(
+                    f"duplicate step id {step.step_id!r} in run {run.run_id!r}{lines}",
+                    path=self.path, line=step.line, field="step_id",
+                    hint="give every step of a run its own step_id")
+
     @property
     def steps(self) -> tuple[Step, ...]:
         return tuple(s for r in self.runs for s in r.steps)
