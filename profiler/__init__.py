@@ -18,8 +18,18 @@ __all__ = ["ProfilerError", "Run", "Step", "Trace", "TraceFormatError", "__versi
            "load_trace", "record", "step"]
 
 
-def analyze(*args: Any, **kwargs: Any) -> Any:
-    """Analyse traces; see `profiler.analysis.analyze`."""
+def analyze(*args: Any, engine: str = "local", address: str | None = None, **kwargs: Any) -> Any:
+    """Analyse traces; see `profiler.analysis.analyze`.
+
+    `engine="ray"` runs the analysis on a Ray cluster (`address`, else a local one started on demand;
+    see `profiler.distributed.analyze_on_ray`); it also takes files, folders, globs and URIs."""
+    from profiler.distributed import check_engine  # no Ray import: the module imports it lazily
+
+    check_engine(engine, address)
+    if engine == "ray":
+        from profiler.distributed import analyze_on_ray
+
+        return analyze_on_ray(*args, address=address, **kwargs)
     from profiler.analysis import analyze as _analyze
 
     return _analyze(*args, **kwargs)

@@ -8,16 +8,18 @@ from typing import Optional
 
 import typer
 
-from profiler.analysis import analyze
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
     BLOCK_SIZE_OPT,
+    ENGINE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Engine,
     Scope,
-    load_all,
+    analyze_inputs,
     output_stream,
     price_table,
     table_console,
@@ -52,6 +54,8 @@ def analyze_command(
                                                    "docs/costs-and-caches.md."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Measure, per step, the prompt tokens that repeat context earlier steps already processed.
 
@@ -61,13 +65,9 @@ def analyze_command(
     with prices the costs in USD: actual (as billed), with no cache, with an ideal prefix cache, and
     what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
-    loaded = load_all(traces)
-    result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
-    table = price_table(pricing.value, price_file)
-    if table is not None:
-        from profiler.cost import apply_costs
-
-        result = apply_costs(result, loaded, table)
+    result, _ = analyze_inputs(traces, engine=engine, address=address, scope=scope.value,
+                               block_size=block_size, min_repeat=min_repeat,
+                               prices=price_table(pricing.value, price_file))
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     with output_stream(output) as stream:

@@ -12,12 +12,15 @@ from rich.console import Console
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
+    ENGINE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
+    Engine,
     Scope,
-    load_all,
+    analyze_inputs,
     output_stream,
     wrote,
 )
@@ -27,6 +30,13 @@ SCOPE_OPT = typer.Option(None, "--scope",
                          help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "
                               "scope of the budgets file, else 'run').")
 PRICES_OPT = typer.Option(None, "--prices", help="Price file to use instead of the built-in price table.")
+
+
+def price_table_from(prices: Optional[Path]):
+    """The price table of `--prices` (else genai-prices'), as `profiler.check.apply_prices` reads it."""
+    from profiler.pricing import PriceTable
+
+    return PriceTable.from_file(prices) if prices is not None else PriceTable.default()
 
 
 def _warn(messages: object) -> None:
@@ -63,14 +73,15 @@ def check_command(
     allow_unknown: bool = typer.Option(False, "--allow-unknown", "--allow-unknown-cost",
                                        help="Let metrics that cannot be known (costs without prices, "
                                             "workflows missing from the baseline) pass."),
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Check traces against budgets and a baseline; exit 1 when a limit is exceeded.
 
     Exit codes: 0 every limit holds, 1 a budget or regression limit failed (or a value is unknown
     and --allow-unknown is not given), 2 unusable input (budgets, baseline or trace).
     """
-    from profiler.analysis import analyze
-    from profiler.check import METRICS, Baseline, Budgets, apply_prices, check
+    from profiler.check import METRICS, Baseline, Budgets, check
     from profiler.reporters.check_report import (
         check_table,
         describe_row,
@@ -82,16 +93,14 @@ def check_command(
 
     budgets = Budgets.from_file(budget)
     base = Baseline.from_file(baseline) if baseline is not None else None
-    loaded = load_all(traces)
     chosen_scope = (scope.value if scope is not None
                     else base.scope if base is not None
                     else budgets.scope or "run")
     kwargs = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
-    analysis = analyze(loaded, scope=chosen_scope, **kwargs)
+    priced = any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits)
+    analysis, _ = analyze_inputs(traces, engine=engine, address=address, scope=chosen_scope,
+                                 prices=price_table_from(prices) if priced else None, **kwargs)
     _warn(analysis.warnings)
-    if any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits):
-        analysis, price_warnings = apply_prices(analysis, loaded, prices)
-        _warn(price_warnings)
     result = check(analysis, budgets, base, allow_unknown=True if allow_unknown else None)
     _warn(result.warnings)
 
@@ -129,19 +138,19 @@ def baseline_command(
     block_size: int = typer.Option(16, "--block-size", min=1, help="Block size (tokens)."),
     min_repeat: int = MIN_REPEAT_OPT,
     prices: Optional[Path] = PRICES_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Record the per-run metrics of traces as a baseline for `ctxprof check --baseline`."""
-    from profiler.analysis import analyze
-    from profiler.check import apply_prices, make_baseline
+    from profiler.check import make_baseline
     from profiler.reporters.console import write_json
 
     if output is not None and str(output) != "-" and output.exists() and not force:
         raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
-    loaded = load_all(traces)
-    analysis = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    analysis, _ = analyze_inputs(traces, engine=engine, address=address, scope=scope.value,
+                                 block_size=block_size, min_repeat=min_repeat,
+                                 prices=price_table_from(prices))
     _warn(analysis.warnings)
-    analysis, price_warnings = apply_prices(analysis, loaded, prices)
-    _warn(price_warnings)
     baseline = make_baseline(analysis)
     if not baseline.workflows:
         raise ConfigError("the traces hold no runs; nothing to record as a baseline")

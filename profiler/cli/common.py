@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
+    from profiler.analysis import Analysis
     from profiler.pricing import PriceTable
 
 class Scope(str, Enum):
@@ -26,7 +27,7 @@ class Scope(str, Enum):
     global_ = "global"
 
 
-TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
+TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, .jsonl.gz or .parquet) written by ctxprof.",
                             show_default=False)
 SCOPE_OPT = typer.Option(Scope.run, "--scope",
                          help="'run': compare each step with earlier steps of its run; "
@@ -35,6 +36,20 @@ BLOCK_SIZE_OPT = typer.Option(16, "--block-size", min=1,
                               help="Block size (tokens) for block_reused_tokens, as vLLM's.")
 MIN_REPEAT_OPT = typer.Option(32, "--min-repeat", min=1,
                               help="Shortest run of tokens that counts as repeated context.")
+class Engine(str, Enum):
+    """Where the analysis runs (see docs/scale.md)."""
+
+    local = "local"
+    ray = "ray"
+
+
+ENGINE_OPT = typer.Option(Engine.local, "--engine",
+                          help="'local': this process; 'ray': tasks on a Ray cluster (pip install "
+                               "'ctxprof[ray]'); inputs may then be folders, globs and s3:// or gs:// "
+                               "URIs.")
+ADDRESS_OPT = typer.Option(None, "--address",
+                           help="With --engine ray: the cluster's address ('auto', 'ray://host:10001'); "
+                                "default: start a local one.")
 OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
 FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
 
@@ -61,6 +76,30 @@ def _load_one(path: Path) -> Trace:
         err_console.print(f"ctxprof: reading {path} as a {fmt} trace (`ctxprof import {fmt}` converts "
                           "it once)", markup=False)
         return import_sources(fmt, [path])
+
+
+def analyze_inputs(paths: list[Path], *, engine: Engine, address: Optional[str], scope: str,
+                   block_size: int = 16, min_repeat: int = 32,
+                   prices: "PriceTable | None" = None) -> tuple["Analysis", list[Trace] | None]:
+    """The analysis of `paths` on the chosen engine, costs filled in when `prices` is given; with the
+    local engine also the loaded traces (the Ray engine reads them in its tasks and returns None)."""
+    from profiler.distributed import check_engine
+
+    check_engine(engine.value, address)
+    if engine is Engine.ray:
+        from profiler.distributed import analyze_on_ray
+
+        return analyze_on_ray([str(p) for p in paths], scope=scope, block_size=block_size,
+                              min_repeat=min_repeat, address=address, prices=prices), None
+    from profiler.analysis import analyze
+
+    loaded = load_all(paths)
+    analysis = analyze(loaded, scope=scope, block_size=block_size, min_repeat=min_repeat)
+    if prices is not None:
+        from profiler.cost import apply_costs
+
+        analysis = apply_costs(analysis, loaded, prices)
+    return analysis, loaded
 
 
 @contextlib.contextmanager

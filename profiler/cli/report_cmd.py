@@ -10,12 +10,16 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
     BLOCK_SIZE_OPT,
+    ENGINE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Engine,
     Scope,
+    analyze_inputs,
     load_all,
     output_stream,
     wrote,
@@ -64,6 +68,8 @@ def report_command(
     scope: Scope = SCOPE_OPT,
     block_size: int = BLOCK_SIZE_OPT,
     min_repeat: int = MIN_REPEAT_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Write a report: headline figures, tokens per step, cumulative cost, cache scenarios, reuse
     matrix, reported vs ideal caching, diagnosis and a per-step table.
@@ -79,8 +85,14 @@ def report_command(
     if kind == "html":
         _require_plotly()
     loaded = load_all(traces)
+    analysis = None
+    if engine is not Engine.local or address is not None:
+        # The report needs the steps themselves (diagnosis, cache scenarios); only the analysis,
+        # the bulk of the work, runs on Ray.
+        analysis, _ = analyze_inputs(traces, engine=engine, address=address, scope=scope.value,
+                                     block_size=block_size, min_repeat=min_repeat)
     data = build_report_data(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
-                             title=title)
+                             title=title, analysis=analysis)
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}

@@ -1,4 +1,4 @@
-"""Reading and writing trace files (JSON Lines, see docs/trace-format.md).
+"""Reading and writing trace files (JSON Lines, see docs/trace-format.md; Parquet in `parquet`).
 
 Writing appends one record per line and flushes it, so a process killed at any moment leaves a
 readable file: at most its last line is torn. Reading streams the file; a torn *last* line is reported
@@ -175,8 +175,14 @@ def _parse_header(record: Any, path: Path, lineno: int) -> TraceHeader:
 def iter_records(path: str | os.PathLike[str],
                  warnings: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(line_number, record)` for every line of a trace, the header first, migrated to the
-    current schema version. A torn last line is skipped and described in `warnings`."""
+    current schema version. A torn last line is skipped and described in `warnings`. Parquet traces
+    (`profiler.trace.parquet`) yield the same records, numbered by row."""
     path = Path(path)
+    from profiler.trace.parquet import is_parquet, iter_parquet_records
+
+    if is_parquet(path):
+        yield from iter_parquet_records(path)
+        return
     try:
         f = _open_text(path, "r")
     except FileNotFoundError:
