@@ -137,6 +137,17 @@ def test_bad_trace_in_a_task_comes_back_as_its_own_error(tmp_path: Path):
     assert "Traceback" not in str(exc.value)
 
 
+def test_unreachable_cluster_is_one_clear_error():
+    from profiler.distributed.cluster import _check_reachable
+
+    # GIVEN an address where nothing listens WHEN connecting THEN one line, at once (Ray itself
+    # would retry for minutes)
+    with pytest.raises(ProfilerError, match=r"cannot reach a Ray cluster at 127.0.0.1:1: "):
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(ProfilerError, match="cannot reach"):
+        _check_reachable("ray://127.0.0.1:1")
+
+
 def test_global_scope_is_refused_for_now():
     with pytest.raises(ProfilerError, match="--scope run only"):
         analyze_on_ray([str(SAMPLES[0])], scope="global")
@@ -179,7 +190,8 @@ def test_cli_check_and_report_on_ray(tmp_path: Path, capsys):
 def test_single_process_path_never_imports_ray(tmp_path: Path):
     # GIVEN a fresh interpreter WHEN `ctxprof analyze` runs on a sample THEN ray was not imported
     code = ("import sys\nfrom profiler.cli.app import main\n"
-            f"try:\n    main(['analyze', {str(SAMPLES[0])!r}, '-f', 'json', '-o', {str(tmp_path / 'a.json')!r}])\n"
+            f"try:\n    main(['analyze', {str(SAMPLES[0])!r}, '-f', 'json',"
+            f" '-o', {str(tmp_path / 'a.json')!r}])\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print('ray' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

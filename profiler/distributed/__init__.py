@@ -19,19 +19,21 @@ different algorithm. Nothing in the single-process path imports this package or 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from profiler.errors import ProfilerError
 
 if TYPE_CHECKING:
     from profiler.analysis import Analysis
+    from profiler.distributed.inputs import Source
     from profiler.pricing import PriceTable
     from profiler.trace.model import Trace
 
 ENGINES = ("local", "ray")
 
 
-def analyze_on_ray(inputs: "Trace | str | Iterable[Trace | str]", *, scope: str = "run",
+def analyze_on_ray(inputs: "Source | Iterable[Source]", *, scope: str = "run",
                    block_size: int = 16, min_repeat: int = 32, address: str | None = None,
                    prices: "PriceTable | None" = None, progress: bool | None = None,
                    num_cpus: int | None = None) -> "Analysis":
@@ -48,7 +50,8 @@ def analyze_on_ray(inputs: "Trace | str | Iterable[Trace | str]", *, scope: str 
     if options.scope != "run":
         raise ProfilerError("--engine ray supports --scope run only for now; use --engine local for "
                             "--scope global")
-    items: Sequence[Any] = [inputs] if isinstance(inputs, (Trace, str)) else list(inputs)
+    single = isinstance(inputs, (Trace, str, os.PathLike))
+    items: Sequence[Any] = [inputs] if single else list(inputs)  # type: ignore[arg-type]
     from profiler.distributed.cluster import connect
     from profiler.distributed.inputs import resolve_inputs
     from profiler.distributed.run_scope import analyze_run_scope

@@ -29,6 +29,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
         return ray
     # Ray's own banner and the dashboard are noise for a command-line tool.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is not None:
+        _check_reachable(address)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                               "configure_logging": True}
     if address is None:
@@ -40,6 +42,24 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ProfilerError(f"cannot reach a Ray cluster {where}: {first}") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes, logging as it goes; a TCP connection that is
+    refused or times out here is reported at once. `auto` (found by Ray itself) is left to Ray."""
+    import socket
+
+    host_port = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in host_port:
+        return
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise ProfilerError(f"cannot reach a Ray cluster at {address}: {reason}; start one with "
+                            "`ray start --head`, or leave out --address for a local one") from None
 
 
 def cluster_cpus() -> int:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Union
 from profiler.errors import ProfilerError, TraceFormatError
 from profiler.trace.model import Trace
 
-Source = Union[Trace, str]
+Source = Union[Trace, str, "os.PathLike[str]"]
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".pq")
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
