@@ -160,6 +160,20 @@ def test_parquet_is_recognised_by_content_whatever_its_name(tmp_path: Path):
     assert load_trace(path).runs == trace.runs
 
 
+def test_recording_never_appends_to_a_parquet_file(tmp_path: Path):
+    from profiler.trace.io import TraceWriter
+
+    # GIVEN a Parquet trace WHEN a writer would append to it (or to any .parquet name)
+    path = tmp_path / "t.parquet"
+    write_parquet(load_trace(SAMPLES[0]), path)
+    before = path.read_bytes()
+    for target in (path, tmp_path / "new.parquet"):
+        with pytest.raises(TraceFormatError, match="cannot be appended"):
+            TraceWriter(target)
+    # THEN the file is untouched
+    assert path.read_bytes() == before
+
+
 def test_missing_pyarrow_is_a_one_line_error_naming_the_extra(tmp_path: Path):
     # GIVEN a Python where pyarrow cannot be imported
     code = ("import sys; sys.modules['pyarrow'] = None\n"

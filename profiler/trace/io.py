@@ -56,6 +56,12 @@ class TraceWriter:
     def __init__(self, path: str | os.PathLike[str], header: TraceHeader | None = None, *,
                  fsync: bool = False) -> None:
         self.path = Path(path)
+        from profiler.trace.parquet import PARQUET_SUFFIXES, is_parquet
+
+        if self.path.suffix.lower() in PARQUET_SUFFIXES or (self.path.exists() and is_parquet(self.path)):
+            # Appending lines would corrupt a Parquet file; it is written whole instead.
+            raise TraceFormatError("a Parquet trace cannot be appended to", path=self.path,
+                                   hint="record to a .jsonl file, then `ctxprof export --format parquet`")
         self._lock = threading.Lock()
         self._fsync = fsync
         exists = self.path.exists() and self.path.stat().st_size > 0
