@@ -31,7 +31,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
         _check_reachable(address)
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False,
                               "configure_logging": True}
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
