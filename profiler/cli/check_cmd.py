@@ -22,6 +22,7 @@ from profiler.cli.common import (
     Scope,
     analyze_inputs,
     output_stream,
+    price_table,
     wrote,
 )
 from profiler.errors import CheckFailed, ConfigError
@@ -30,13 +31,6 @@ SCOPE_OPT = typer.Option(None, "--scope",
                          help="'run' or 'global' reuse scope (default: the baseline's, else \\[check] "
                               "scope of the budgets file, else 'run').")
 PRICES_OPT = typer.Option(None, "--prices", help="Price file to use instead of the built-in price table.")
-
-
-def price_table_from(prices: Optional[Path]):
-    """The price table of `--prices` (else genai-prices'), as `profiler.check.apply_prices` reads it."""
-    from profiler.pricing import PriceTable
-
-    return PriceTable.from_file(prices) if prices is not None else PriceTable.default()
 
 
 def _warn(messages: object) -> None:
@@ -99,7 +93,7 @@ def check_command(
     kwargs = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
     priced = any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits)
     analysis, _ = analyze_inputs(traces, engine=engine, address=address, scope=chosen_scope,
-                                 prices=price_table_from(prices) if priced else None, **kwargs)
+                                 prices=price_table("default", prices) if priced else None, **kwargs)
     _warn(analysis.warnings)
     result = check(analysis, budgets, base, allow_unknown=True if allow_unknown else None)
     _warn(result.warnings)
@@ -149,7 +143,7 @@ def baseline_command(
         raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
     analysis, _ = analyze_inputs(traces, engine=engine, address=address, scope=scope.value,
                                  block_size=block_size, min_repeat=min_repeat,
-                                 prices=price_table_from(prices))
+                                 prices=price_table("default", prices))
     _warn(analysis.warnings)
     baseline = make_baseline(analysis)
     if not baseline.workflows:
