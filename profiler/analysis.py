@@ -294,8 +294,20 @@ class _Scope:
 
 
 def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
-            min_repeat: int = 32, tokenizer: StepTokenizer | None = None) -> Analysis:
-    """Compute the reuse metrics of every LLM step in `traces`."""
+            min_repeat: int = 32, tokenizer: StepTokenizer | None = None, engine: str = "local",
+            address: str | None = None) -> Analysis:
+    """Compute the reuse metrics of every LLM step in `traces`.
+
+    `engine="ray"` runs the analysis on a Ray cluster (`address`, else a local one started on demand;
+    `pip install 'ctxprof[ray]'`), where `traces` may also be files, folders, globs and URIs; the
+    result is the same, figure for figure (docs/scale.md)."""
+    from profiler.options import Engine, resolve_engine
+
+    if resolve_engine(engine, address) is Engine.ray:
+        from profiler.distributed import analyze_on_ray
+
+        return analyze_on_ray(traces, scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              address=address)
     options = AnalysisOptions(scope=scope, block_size=block_size, min_repeat=min_repeat)
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()

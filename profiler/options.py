@@ -30,11 +30,31 @@ class Scope(str, Enum):
     global_ = "global"
 
 
+class Engine(str, Enum):
+    """Where the analysis runs (see docs/scale.md)."""
+
+    local = "local"
+    ray = "ray"
+
+
 class Pricing(str, Enum):
     """Where prices come from besides a price file (see the module docstring)."""
 
     default = "default"
     none = "none"
+
+
+def resolve_engine(engine: "Engine | str", address: str | None) -> Engine:
+    """The engine named, checked against the cluster address (which only the Ray engine takes)."""
+    from profiler.errors import ProfilerError
+
+    try:
+        chosen = Engine(engine)
+    except ValueError:
+        raise ProfilerError(f"unknown engine {engine!r}: use 'local' or 'ray'") from None
+    if address is not None and chosen is not Engine.ray:
+        raise ProfilerError("--address names a Ray cluster; add --engine ray")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -45,11 +65,14 @@ class ProfileOptions:
     pricing: Pricing = Pricing.default
     price_file: Path | None = None
     allow_unknown: bool = False  # checks: values that cannot be known (e.g. unpriced costs) pass
+    engine: Engine = Engine.local
+    address: str | None = None  # a Ray cluster (engine "ray"); None starts a local one
 
     def __post_init__(self) -> None:
         # Accept the enums' plain values too ("global", "none"), as a library caller writes them.
         object.__setattr__(self, "scope", Scope(self.scope).value)
         object.__setattr__(self, "pricing", Pricing(self.pricing))
+        object.__setattr__(self, "engine", resolve_engine(self.engine, self.address))
         if self.price_file is not None:
             object.__setattr__(self, "price_file", Path(self.price_file))
 

@@ -10,16 +10,19 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
     BLOCK_SIZE_OPT,
+    ENGINE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
     PRICE_FILE_OPT,
     PRICING_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Engine,
     Pricing,
     Scope,
-    load_all,
+    analyze_inputs,
     output_stream,
     profile_options,
     table_console,
@@ -44,6 +47,8 @@ def analyze_command(
     price_file: Optional[Path] = PRICE_FILE_OPT,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Measure, per step, the prompt tokens that repeat context earlier steps already processed.
 
@@ -54,8 +59,8 @@ def analyze_command(
     what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
-                              pricing=pricing, price_file=price_file)
-    result = options.analyze(load_all(traces))
+                              pricing=pricing, price_file=price_file, engine=engine, address=address)
+    result, _ = analyze_inputs(traces, options)
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     with output_stream(output) as stream:

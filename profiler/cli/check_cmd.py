@@ -12,8 +12,10 @@ from rich.console import Console
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
     ALLOW_UNKNOWN_OPT,
     BLOCK_SIZE_OPT,
+    ENGINE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
@@ -22,9 +24,10 @@ from profiler.cli.common import (
     PRICING_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Engine,
     Pricing,
     Scope,
-    load_all,
+    analyze_inputs,
     output_stream,
     profile_options,
     wrote,
@@ -72,6 +75,8 @@ def check_command(
     price_file: Optional[Path] = PRICE_FILE_OPT,
     prices: Optional[Path] = PRICES_DEPRECATED_OPT,
     allow_unknown: bool = ALLOW_UNKNOWN_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Check traces against budgets and a baseline; exit 1 when a limit is exceeded.
 
@@ -95,10 +100,11 @@ def check_command(
                     else budgets.scope or "run")
     measured_as = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
     options = profile_options(scope=chosen_scope, pricing=pricing, price_file=price_file, prices=prices,
-                              allow_unknown=allow_unknown, **measured_as)
+                              allow_unknown=allow_unknown, engine=engine, address=address,
+                              **measured_as)
     # Prices only matter to cost limits; without one, a model missing from the price table is no news.
     needs_prices = any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits)
-    analysis = options.analyze(load_all(traces), price=needs_prices)
+    analysis, _ = analyze_inputs(traces, options, price=needs_prices)
     _warn(analysis.warnings)
     result = check(analysis, budgets, base, allow_unknown=True if options.allow_unknown else None)
     _warn(result.warnings)
@@ -139,6 +145,8 @@ def baseline_command(
     pricing: Pricing = PRICING_OPT,
     price_file: Optional[Path] = PRICE_FILE_OPT,
     prices: Optional[Path] = PRICES_DEPRECATED_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Record the per-run metrics of traces as a baseline for `ctxprof check --baseline`."""
     import time
@@ -149,8 +157,9 @@ def baseline_command(
     if output is not None and str(output) != "-" and output.exists() and not force:
         raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
-                              pricing=pricing, price_file=price_file, prices=prices)
-    analysis = options.analyze(load_all(traces))
+                              pricing=pricing, price_file=price_file, prices=prices,
+                              engine=engine, address=address)
+    analysis, _ = analyze_inputs(traces, options)
     _warn(analysis.warnings)
     baseline = make_baseline(analysis, created_unix_s=time.time())
     if not baseline.workflows:

@@ -11,14 +11,16 @@ import typer
 
 from profiler.errors import ProfilerError, TraceFormatError
 
-from profiler.options import Pricing, ProfileOptions, Scope
+from profiler.options import Engine, Pricing, ProfileOptions, Scope
 from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from profiler.analysis import Analysis
 
-TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, or .jsonl.gz) written by ctxprof.",
+
+TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, .jsonl.gz or .parquet) written by ctxprof.",
                             show_default=False)
 SCOPE_OPT = typer.Option(Scope.run, "--scope",
                          help="'run': compare each step with earlier steps of its run; "
@@ -40,6 +42,13 @@ PRICES_DEPRECATED_OPT = typer.Option(None, "--prices", hidden=True,
 ALLOW_UNKNOWN_OPT = typer.Option(False, "--allow-unknown", "--allow-unknown-cost",
                                  help="Let metrics that cannot be known (costs without prices, "
                                       "workflows missing from the baseline) pass.")
+ENGINE_OPT = typer.Option(Engine.local, "--engine",
+                          help="'local': this process; 'ray': tasks on a Ray cluster (pip install "
+                               "'ctxprof[ray]'); inputs may then be folders, globs and s3:// or gs:// "
+                               "URIs.")
+ADDRESS_OPT = typer.Option(None, "--address",
+                           help="With --engine ray: the cluster's address ('auto', 'ray://host:10001'); "
+                                "default: start a local one.")
 OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
 FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
 
@@ -66,6 +75,22 @@ def _load_one(path: Path) -> Trace:
         err_console.print(f"ctxprof: reading {path} as a {fmt} trace (`ctxprof import {fmt}` converts "
                           "it once)", markup=False)
         return import_sources(fmt, [path])
+
+
+def analyze_inputs(paths: list[Path], options: ProfileOptions, *,
+                   price: bool = True) -> tuple["Analysis", list[Trace] | None]:
+    """The analysis of `paths` on the engine `options` name, priced as they say (unless `price` is
+    False); with the local engine also the loaded traces (the Ray engine reads them in its tasks and
+    returns None)."""
+    if options.engine is Engine.ray:
+        from profiler.distributed import analyze_on_ray
+
+        return analyze_on_ray([str(p) for p in paths], scope=options.scope,
+                              block_size=options.block_size, min_repeat=options.min_repeat,
+                              address=options.address,
+                              prices=options.price_table() if price else None), None
+    loaded = load_all(paths)
+    return options.analyze(loaded, price=price), loaded
 
 
 @contextlib.contextmanager
@@ -96,7 +121,8 @@ def wrote(path: Optional[Path]) -> None:
 
 def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min_repeat: int = 32,
                     pricing: Pricing = Pricing.default, price_file: Optional[Path] = None,
-                    prices: Optional[Path] = None, allow_unknown: bool = False) -> ProfileOptions:
+                    prices: Optional[Path] = None, allow_unknown: bool = False,
+                    engine: Engine = Engine.local, address: Optional[str] = None) -> ProfileOptions:
     """The shared options of a command, from its flags; `prices` is the deprecated `--prices`."""
     if prices is not None:
         if price_file is not None:
@@ -106,4 +132,5 @@ def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min
                    err=True)
         price_file = prices
     return ProfileOptions(scope=Scope(scope).value, block_size=block_size, min_repeat=min_repeat,
-                          pricing=pricing, price_file=price_file, allow_unknown=allow_unknown)
+                          pricing=pricing, price_file=price_file, allow_unknown=allow_unknown,
+                          engine=engine, address=address)

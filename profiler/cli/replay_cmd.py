@@ -20,7 +20,16 @@ from rich.progress import (
 )
 
 from profiler.cli.app import app, err_console
-from profiler.cli.common import TRACES_ARG, Scope, load_all, output_stream, wrote
+from profiler.cli.common import (
+    ADDRESS_OPT,
+    ENGINE_OPT,
+    TRACES_ARG,
+    Engine,
+    Scope,
+    load_all,
+    output_stream,
+    wrote,
+)
 from profiler.errors import CheckFailed
 
 
@@ -75,6 +84,8 @@ def replay_command(
                                                    "busy machine)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the full result as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the tables."),
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Re-execute a trace with and without KV-cache reuse and measure the real saving.
 
@@ -83,13 +94,24 @@ def replay_command(
     cold and reuse outputs differ beyond the dtype's tolerance.
     """
     from profiler.replay import replay
-    from profiler.reporters.console import write_json
-    from profiler.reporters.replay_console import print_replay
 
     loaded = load_all(traces)
     for t in loaded:
         for w in t.warnings:
             err_console.print(f"ctxprof: warning: {w}", markup=False)
+    if engine is Engine.ray or address is not None:
+        from profiler.distributed.replay import replay_on_ray
+        from profiler.options import resolve_engine
+
+        resolve_engine(engine, address)
+        # Each run goes to a worker: one GPU each where the cluster has GPUs, else one CPU.
+        result = replay_on_ray(loaded, address=address, model=model, device=device.value,
+                               dtype=dtype.value, mode=mode.value, scope=scope.value,
+                               capacity_tokens=capacity, block_size=block_size, generate=generate,
+                               max_new_tokens=max_new_tokens, max_steps=max_steps,
+                               warmup_runs=warmup, seed=seed)
+        _finish(result, as_json, output)
+        return
     import torch
 
     if cpu_threads is not None:
@@ -111,6 +133,13 @@ def replay_command(
                         capacity_tokens=capacity, block_size=block_size, generate=generate,
                         max_new_tokens=max_new_tokens, max_steps=max_steps, warmup_runs=warmup,
                         seed=seed, progress=progress)
+    _finish(result, as_json, output)
+
+
+def _finish(result, as_json: bool, output: Optional[Path]) -> None:
+    from profiler.reporters.console import write_json
+    from profiler.reporters.replay_console import print_replay
+
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     if as_json:

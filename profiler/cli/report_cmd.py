@@ -10,15 +10,19 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
     BLOCK_SIZE_OPT,
+    ENGINE_OPT,
     FORCE_OPT,
     MIN_REPEAT_OPT,
     PRICE_FILE_OPT,
     PRICING_OPT,
     SCOPE_OPT,
     TRACES_ARG,
+    Engine,
     Pricing,
     Scope,
+    analyze_inputs,
     load_all,
     output_stream,
     profile_options,
@@ -70,6 +74,8 @@ def report_command(
     min_repeat: int = MIN_REPEAT_OPT,
     pricing: Pricing = PRICING_OPT,
     price_file: Optional[Path] = PRICE_FILE_OPT,
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
 ) -> None:
     """Write a report: headline figures, tokens per step, cumulative cost, cache scenarios, reuse
     matrix, reported vs ideal caching, diagnosis and a per-step table.
@@ -87,11 +93,17 @@ def report_command(
     from profiler.pricing import PriceTable
 
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
-                              pricing=pricing, price_file=price_file)
+                              pricing=pricing, price_file=price_file, engine=engine, address=address)
     loaded = load_all(traces)
+    analysis = None
+    if options.engine is not Engine.local:
+        # The report needs the steps themselves (diagnosis, cache scenarios); only the analysis,
+        # the bulk of the work, runs on Ray.
+        analysis, _ = analyze_inputs(traces, options, price=False)
     data = build_report_data(loaded, scope=options.scope, block_size=options.block_size,
                              min_repeat=options.min_repeat,
-                             prices=options.price_table() or PriceTable.empty(), title=title)
+                             prices=options.price_table() or PriceTable.empty(), title=title,
+                             analysis=analysis)
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}

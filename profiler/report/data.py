@@ -234,15 +234,17 @@ class ReportData:
 def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
                       min_repeat: int = 32, prices: Any = None,
                       providers: Sequence[str] = PROVIDERS, tokenizer: Any = None,
-                      title: str = "ctxprof report") -> ReportData:
+                      title: str = "ctxprof report", analysis: Any = None) -> ReportData:
     """Analyse `traces` once and gather everything a report shows.
 
+    `analysis`: the analysis of `traces` with these options, when already computed (without costs).
     `prices` is a `profiler.pricing.PriceTable` (default: `PriceTable.default()` when that module is
     installed). Sections whose module is missing or fails on this input get a note in `unavailable`.
     """
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
-    analysis = analyze(trace_list, scope=scope, block_size=block_size, min_repeat=min_repeat,
-                       tokenizer=tokenizer)
+    if analysis is None:  # else an analysis of these traces computed elsewhere (e.g. on Ray)
+        analysis = analyze(trace_list, scope=scope, block_size=block_size, min_repeat=min_repeat,
+                           tokenizer=tokenizer)
     unavailable: dict[str, str] = {}
     warnings = list(analysis.warnings)
 

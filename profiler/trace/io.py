@@ -1,4 +1,4 @@
-"""Reading and writing trace files (JSON Lines, see docs/trace-format.md).
+"""Reading and writing trace files (JSON Lines, see docs/trace-format.md; Parquet in `parquet`).
 
 Writing appends one record per line and flushes it, so a process killed at any moment leaves a
 readable file: at most its last line is torn. Reading streams the file; a torn *last* line is reported
@@ -56,6 +56,12 @@ class TraceWriter:
     def __init__(self, path: str | os.PathLike[str], header: TraceHeader | None = None, *,
                  fsync: bool = False) -> None:
         self.path = Path(path)
+        from profiler.trace.parquet import PARQUET_SUFFIXES, is_parquet
+
+        if self.path.suffix.lower() in PARQUET_SUFFIXES or (self.path.exists() and is_parquet(self.path)):
+            # Appending lines would corrupt a Parquet file; it is written whole instead.
+            raise TraceFormatError("a Parquet trace cannot be appended to", path=self.path,
+                                   hint="record to a .jsonl file, then `ctxprof export --format parquet`")
         self._lock = threading.Lock()
         self._fsync = fsync
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -175,8 +181,14 @@ def _parse_header(record: Any, path: Path, lineno: int) -> TraceHeader:
 def iter_records(path: str | os.PathLike[str],
                  warnings: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(line_number, record)` for every line of a trace, the header first, migrated to the
-    current schema version. A torn last line is skipped and described in `warnings`."""
+    current schema version. A torn last line is skipped and described in `warnings`. Parquet traces
+    (`profiler.trace.parquet`) yield the same records, numbered by row."""
     path = Path(path)
+    from profiler.trace.parquet import is_parquet, iter_parquet_records
+
+    if is_parquet(path):
+        yield from iter_parquet_records(path)
+        return
     try:
         f = _open_text(path, "r")
     except FileNotFoundError:
