@@ -106,6 +106,7 @@ class StepHandle:
         self.attributes: dict[str, Any] = dict(attributes or {})
         self.closed = False
         self._has_call = False
+        self.open_call: Any = None  # the LlmCall filling this step (set by the SDK patches)
         self._lock = threading.Lock()
         self._token: contextvars.Token[StepHandle | None] | None = None
         self._run_token: contextvars.Token[RunHandle | None] | None = None
@@ -163,6 +164,11 @@ class StepHandle:
         return self
 
     def finish(self, error: BaseException | None = None, *, incomplete: bool = False) -> None:
+        call = self.open_call
+        if call is not None and not call.done:
+            call.abandon()  # a response never read: marked, not written as an empty success
+            if call.owned:
+                return  # the call's own finish wrote this step
         with self._lock:
             if self.closed:
                 return
