@@ -17,7 +17,7 @@ import pytest
 import profiler
 from profiler.testing.fake_api import FakeLLMServer
 from profiler.usage import normalize_usage
-from tests.recording_helpers import records
+from recording_helpers import records
 
 
 @pytest.fixture(scope="module")

@@ -446,15 +446,20 @@ class Recorder:
             return None
         return self._sampler.stats(start, end)
 
+    def _run_record(self, run: RunHandle) -> Run:
+        record = run.to_run()
+        return replace(record, attributes=self.encoder.scrub_attributes(dict(record.attributes)))
+
     def _write_run(self, run: RunHandle) -> None:
         assert self._writer is not None
-        self._writer.write_run(run.to_run())
+        self._writer.write_run(self._run_record(run))
 
     def _write_run_end(self, run: RunHandle) -> None:
         assert self._writer is not None
         end = self.clock()
         gpu = self._gpu_stats(run.start_unix_s, end)
-        self._writer.write_run_end(replace(run.to_run(), end_unix_s=end, status=run.status, gpu=gpu))
+        self._writer.write_run_end(replace(self._run_record(run), end_unix_s=end, status=run.status,
+                                           gpu=gpu))
 
     def _write_step(self, handle: StepHandle) -> None:
         step = handle.to_step()

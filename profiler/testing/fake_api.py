@@ -58,6 +58,13 @@ class _Server(ThreadingHTTPServer):
     # connect at once, as the concurrency tests do.
     request_queue_size = 256
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client that stops reading a stream early closes the socket: not an error here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class FakeLLMServer:
     """Start with `with FakeLLMServer() as s:` (or `start()` / `stop()`); see the module docstring."""
