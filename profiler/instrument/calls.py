@@ -17,6 +17,7 @@ import json
 import warnings
 from typing import Any, Callable, Iterable, Mapping
 
+from profiler.instrument import frameworks
 from profiler.instrument.recorder import StepHandle, current_run, current_step
 from profiler.trace.model import Output, Usage
 
@@ -102,7 +103,14 @@ class LlmCall:
             call = cls(parent, owned=False)
         else:
             in_run = parent is not None and parent.run is run
-            handle = run.step(parent.name if in_run and parent is not None else api)
+            framework = None if in_run else frameworks.current()
+            if framework is not None:
+                # Named after the agent / chain it runs in (see profiler.instrument.frameworks).
+                target = framework.run if framework.run is not None and not framework.run.closed else run
+                handle = target.step(framework.name, framework=framework.framework,
+                                     framework_path="/".join(framework.path))
+            else:
+                handle = run.step(parent.name if in_run and parent is not None else api)
             handle.start(activate=False)
             call = cls(handle, owned=True)
         step = call.step

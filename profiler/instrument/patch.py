@@ -22,6 +22,9 @@ from typing import Any, Callable
 from profiler.instrument.calls import record_async, record_sync
 
 SDKS = {"openai": "profiler.instrument.openai_sdk", "anthropic": "profiler.instrument.anthropic_sdk"}
+# Frameworks whose own hooks name and nest steps (`profiler.instrument.frameworks`): registered once
+# per process when the framework is imported; they act only while a recorder is active.
+FRAMEWORKS = {"agents": "install_agents", "langchain_core": "install_langchain"}
 
 _lock = threading.RLock()
 _users = 0
@@ -46,6 +49,17 @@ def _plans(sdk: str) -> list[tuple[type, str, Callable[[Any], Any]]]:
 def _patch(sdk: str) -> None:
     with _lock:
         if _users == 0 or sdk in _patched:
+            return
+        if sdk in FRAMEWORKS:
+            from profiler.instrument import frameworks
+
+            try:
+                getattr(frameworks, FRAMEWORKS[sdk])()
+            except Exception as e:  # a framework version we do not know: plain step names
+                import warnings
+
+                warnings.warn(f"ctxprof: {sdk} step names not available ({type(e).__name__}: {e})",
+                              RuntimeWarning, stacklevel=2)
             return
         _patched.add(sdk)
         for cls, method, make_wrapper in _plans(sdk):
@@ -122,12 +136,12 @@ def install() -> list[str]:
             return notices
         _patch_executor()
         pending = set()
-        for sdk in SDKS:
+        for sdk in [*SDKS, *FRAMEWORKS]:
             if sdk in sys.modules:
                 _patch(sdk)
             elif importlib.util.find_spec(sdk) is not None:
                 pending.add(sdk)
-            else:
+            elif sdk in SDKS:
                 notices.append(f"the {sdk} SDK is not installed; its calls are not recorded")
         if pending:
             _hook = _PatchOnImport(pending)

@@ -271,6 +271,14 @@ class RunHandle:
         self._step_token = _current_step.set(None)
         return self
 
+    def open(self) -> "RunHandle":
+        """Start without becoming the current run (for runs a framework's callbacks open and close,
+        which may happen in different contexts)."""
+        self.start_unix_s = self.recorder.clock()
+        if not self._lazy:
+            self._materialize()
+        return self
+
     def finish(self, status: str = "ok") -> None:
         with self._lock:
             if self.closed:
