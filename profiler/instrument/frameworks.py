@@ -176,6 +176,8 @@ def install_agents() -> None:
         return
     import agents
 
+    if not hasattr(agents, "add_trace_processor"):
+        return  # a module named `agents` that is not the OpenAI Agents SDK
     _agents_processor = AgentsTracingProcessor()
     agents.add_trace_processor(_agents_processor)
     _providers.append(_agents_processor.context)
@@ -184,7 +186,8 @@ def install_agents() -> None:
 def agents_processor() -> AgentsTracingProcessor:
     """The processor to pass to `agents.add_trace_processor` / `set_trace_processors`."""
     install_agents()
-    assert _agents_processor is not None
+    if _agents_processor is None:
+        raise ImportError("the OpenAI Agents SDK is not installed: pip install openai-agents")
     return _agents_processor
 
 
