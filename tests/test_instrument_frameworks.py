@@ -145,6 +145,10 @@ def test_langchain_chains_and_tools_name_the_steps(server: FakeLLMServer, tmp_pa
     llm_steps = [s for s in steps if s["kind"] == "llm"]
     assert [s["name"] for s in llm_steps] == ["summarizer"]
     assert llm_steps[0]["attributes"]["framework_path"] == "report pipeline/summarizer"
+    # the LangChain run ids they ran under: the tool under the researcher, the call under the
+    # summarizer's sequence (different runs of one pipeline invocation)
+    assert tool_steps[0]["attributes"]["framework_parent_id"] != (
+        llm_steps[0]["attributes"]["framework_parent_id"])
     assert llm_steps[0]["output"]["message"]["content"] == server.log[-1].reply
     # LangChain streams without asking for usage against a custom base_url: marked, not a silent null
     served = server.log[before:]

@@ -107,8 +107,9 @@ class LlmCall:
             if framework is not None:
                 # Named after the agent / chain it runs in (see profiler.instrument.frameworks).
                 target = framework.run if framework.run is not None and not framework.run.closed else run
+                extra = {"framework_parent_id": framework.parent_id} if framework.parent_id else {}
                 handle = target.step(framework.name, framework=framework.framework,
-                                     framework_path="/".join(framework.path))
+                                     framework_path="/".join(framework.path), **extra)
             else:
                 handle = run.step(parent.name if in_run and parent is not None else api)
             handle.start(activate=False)

@@ -16,7 +16,7 @@ At the `tokens` and `hashes` levels no free text is written anywhere else either
 steps and runs (stop sequences, cache keys, response ids, error messages, values a user passed) become
 keyed hashes (`"h:" + 16 hex digits`, equal strings still compare equal), error messages keep only the
 exception's type, and only the labels the recorder itself writes (`SAFE_ATTRIBUTES`) stay readable.
-Step, run and workflow names are labels chosen in code and are kept.
+Step, run, workflow, agent, chain and tool names are labels chosen in code and are kept.
 
 Only the key's fingerprint (`hash_key_id`, 8 hex digits of a hash of the key) goes into the trace
 header, so a reader can tell whether two traces share a key and are comparable.
@@ -80,7 +80,8 @@ def block_hashes(tokens: Sequence[int] | np.ndarray, block_size: int, key: bytes
 SAFE_ATTRIBUTES = frozenset({
     "api", "stream", "service_tier", "reasoning_effort", "incomplete", "usage_absent", "usage_partial",
     "output_not_recorded", "parallel_tool_calls", "framework", "span_kind", "source", "parent_step_id",
-    "response_model", "tool_choice", "script"})
+    "response_model", "tool_choice", "script", "framework_path", "framework_parent_id", "handoff_from",
+    "handoff_to"})
 # Attributes holding an error message: only the exception type before the first ':' is kept.
 ERROR_ATTRIBUTES = frozenset({"error", "record_error"})
 

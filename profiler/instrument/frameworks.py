@@ -2,8 +2,9 @@
 
 An SDK call recorded by the patches (`profiler.instrument.calls`) asks `current()` which framework
 context it runs in; a step of its own is then named after the agent (Agents SDK) or the nearest named
-chain / graph node (LangChain) instead of `openai.chat`, and carries `framework` and `framework_path`
-(the enclosing agents / chains, outermost first) as attributes.
+chain / graph node (LangChain) instead of `openai.chat`, and carries `framework`, `framework_path`
+(the enclosing agents / chains, outermost first) and `framework_parent_id` (the LangChain run id or
+Agents SDK span id it ran under, so calls of one chain invocation group together) as attributes.
 
 - OpenAI Agents SDK: `AgentsTracingProcessor` (registered automatically by `profiler.record` /
   `ctxprof run` once `agents` is imported; otherwise `agents.add_trace_processor(
@@ -36,6 +37,7 @@ class FrameworkContext:
     name: str  # the step name: the innermost agent / chain / node
     path: tuple[str, ...]  # enclosing agents / chains, outermost first
     run: RunHandle | None = None  # the run the step belongs to (else the current run)
+    parent_id: str | None = None  # the framework's id of the enclosing run / span
 
 
 _providers: list[Callable[[], FrameworkContext | None]] = []
@@ -163,7 +165,8 @@ class AgentsTracingProcessor:
         path = self._path(span)
         if not path:
             return None
-        return FrameworkContext("openai-agents", path[-1], path, self._run(span))
+        return FrameworkContext("openai-agents", path[-1], path, self._run(span),
+                                str(span.parent_id) if span.parent_id else None)
 
 
 _agents_processor: AgentsTracingProcessor | None = None
@@ -283,7 +286,7 @@ def _make_langchain_handler() -> type:
                 return
             path = _lc_runs.path(entry[1])
             _tool_step(None, entry[0], "langchain", path, entry[2], time.time(), input_str,
-                       getattr(output, "content", output))
+                       getattr(output, "content", output), framework_parent_id=str(entry[1]))
             with _lc_runs.lock:
                 _lc_runs.runs.pop(run_id, None)
 
@@ -319,7 +322,7 @@ def _langchain_context() -> FrameworkContext | None:
     path = _lc_runs.path(parent)
     if not path:
         return None
-    return FrameworkContext("langchain", path[-1], path)
+    return FrameworkContext("langchain", path[-1], path, parent_id=str(parent))
 
 
 _lc_installed = False
