@@ -22,7 +22,7 @@ Any OpenTelemetry-instrumented application (any language) records into ctxprof b
 from __future__ import annotations
 
 import base64
-import gzip
+import zlib
 import json
 import threading
 from collections import OrderedDict
@@ -176,6 +176,19 @@ class Collector:
         self.stop()
 
 
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress at most `limit` bytes (a small gzip body can expand to gigabytes)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise TraceFormatError(f"gzip body could not be decompressed ({e})") from None
+    if len(out) > limit:
+        raise TraceFormatError(f"decompressed payload exceeds the {limit}-byte limit; export "
+                               "smaller batches")
+    return out
+
+
 class _Handler(BaseHTTPRequestHandler):
     collector: Collector
     protocol_version = "HTTP/1.1"
@@ -209,12 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _decode(self, body: bytes) -> dict[str, Any]:
         if (self.headers.get("content-encoding") or "").lower() == "gzip":
-            try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError) as e:
-                raise TraceFormatError(f"gzip body could not be decompressed ({e})") from None
-            if len(body) > self.collector.max_body_bytes:
-                raise TraceFormatError("decompressed payload exceeds the size limit")
+            body = _gunzip(body, self.collector.max_body_bytes)
         ctype = (self.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype == "application/x-protobuf":
             return decode_protobuf(body)

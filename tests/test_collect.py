@@ -143,6 +143,10 @@ def test_oversized_payloads_are_refused_and_it_binds_to_localhost(tmp_path: Path
         status, reply = _post(c.endpoint + "/v1/traces", b"{" + b" " * 200 + b"}")
         assert status == 413 and "limit" in reply["message"]
         assert _post(c.endpoint + "/v1/other", b"{}")[0] == 404
+        bomb = gzip.compress(b" " * 10_000)  # small on the wire, over the limit once inflated
+        assert len(bomb) < 100
+        status, reply = _post(c.endpoint + "/v1/traces", bomb, headers={"content-encoding": "gzip"})
+        assert status == 400 and "limit" in reply["message"]
 
 
 def test_collect_is_a_cli_command() -> None:
@@ -154,3 +158,27 @@ def test_collect_is_a_cli_command() -> None:
     result = CliRunner().invoke(app_module.app, ["collect", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0 and "/v1/traces" in result.output
     assert os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") is None
+
+
+def test_a_killed_collector_leaves_every_received_step_readable(tmp_path: Path) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from builders import make_step, make_trace  # type: ignore[import-not-found]
+
+    out = tmp_path / "killed.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "collect", "-o", str(out),
+                             "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        endpoint = re.search(r"(http://127\.0\.0\.1:\d+)", line).group(1)  # type: ignore[union-attr]
+        trace = make_trace([make_step(messages=[{"role": "user", "content": "q"}], answer="a")])
+        assert _post(endpoint + "/v1/traces", json.dumps(export_otlp(trace)).encode())[0] == 200
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    steps = load_trace(out).steps
+    assert [s.output.message["content"] for s in steps] == ["a"]  # type: ignore[index]
