@@ -157,3 +157,25 @@ def test_langchain_chains_and_tools_name_the_steps(server: FakeLLMServer, tmp_pa
         assert llm_steps[0]["usage"] == normalize_usage(served[0].usage, "openai").to_dict()
     else:
         assert "usage_absent" in llm_steps[0]["attributes"]
+
+
+@pytest.mark.parametrize("content", ["text", "hashes"])
+def test_framework_steps_keep_no_text_at_the_hashes_level(server: FakeLLMServer, tmp_path: Path,
+                                                          content: str) -> None:
+    # GIVEN an agent whose tool returns private text and a user message with private text
+    @agents.function_tool
+    def lookup_patient(query: str) -> str:
+        """Look a patient up."""
+        return "PLANTEDRECORD diagnosis on file"
+
+    agent = agents.Agent(name="Clinic agent", instructions="Help.", tools=[lookup_patient],
+                         model=_chat_model(server))
+    trace = tmp_path / f"{content}.jsonl"
+    with profiler.record(trace, gpu=False, content=content):
+        agents.Runner.run_sync(agent, "PLANTEDUSER Jane Roe asks about her results")
+    text = trace.read_text()
+    # THEN the text level has it (the grep can fail) and the hashes level has none of it
+    found = [p for p in ("PLANTEDRECORD", "PLANTEDUSER", "Jane Roe") if p in text]
+    assert found == ([] if content == "hashes" else ["PLANTEDRECORD", "PLANTEDUSER", "Jane Roe"])
+    names = [s["name"] for s in records(trace, "step")]
+    assert names == ["Clinic agent", "lookup_patient", "Clinic agent"]
