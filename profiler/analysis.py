@@ -350,6 +350,11 @@ def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
     if no_content:
         warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
                         "their input tokens come from reported usage and count as novel")
+    absent = [s for _, s in ordered if s.attributes.get("usage_absent")]
+    if absent:
+        warnings.append(f"{len(absent)} step(s) carried no usage from the provider (e.g. "
+                        f"{absent[0].run_id}/{absent[0].step_id}: {absent[0].attributes['usage_absent']}); "
+                        "their input and output tokens are counted here with the tokenizer")
     if tok.approximate_models:
         warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
                         + f": token counts use {tok.default_encoding} as an approximation")

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "profiler.cli.simulate_cmd",
     "profiler.cli.import_cmd",
     "profiler.cli.run_cmd",
+    "profiler.cli.collect_cmd",
     "profiler.cli.export_cmd",
     "profiler.cli.replay_cmd",
     "profiler.cli.diagnose_cmd",

@@ -2,7 +2,8 @@
 
 The script runs in this process (with `runpy`, as `python script.py args` would: `__name__ ==
 "__main__"`, `sys.argv` set, its folder first on `sys.path`) under a recorder with SDK
-auto-instrumentation on. Its exit code becomes ours.
+auto-instrumentation on. Its exit code becomes ours. The trace header names the script file only;
+`--record-args` adds the command line (text level only).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def run_command(
                                     help="What to keep of prompts and outputs: text, tokens, or hashes "
                                          "(content-free)."),
     gpu: bool = typer.Option(False, "--gpu/--no-gpu", help="Sample GPU figures with NVML."),
+    record_args: bool = typer.Option(
+        False, "--record-args",
+        help="Also write the script's arguments into the trace header (off by default: command "
+             "lines carry API keys and user text; never at the tokens or hashes level)."),
 ) -> None:
     """Run SCRIPT [ARGS...] and record every OpenAI / Anthropic SDK call it makes into a trace."""
     if not script.is_file():
@@ -45,13 +50,20 @@ def run_command(
     from profiler.instrument import record
 
     argv = [str(script), *ctx.args]
+    # Only the script's file name by default: arguments often carry keys and private text.
+    header = {"script": script.name}
+    if record_args and content is Content.text:
+        header["command"] = " ".join(argv)
+    elif record_args:
+        err_console.print(f"--record-args ignored: the {content.value} level keeps no free text",
+                          markup=False)
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = argv
     sys.path.insert(0, str(script.resolve().parent))
     code = 0
     try:
         with record(output, workflow=workflow or script.stem, content=content.value, gpu=gpu,
-                    attributes={"command": " ".join(argv)}):
+                    attributes=header):
             try:
                 runpy.run_path(str(script), run_name="__main__")
             except SystemExit as e:

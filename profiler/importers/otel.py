@@ -495,19 +495,44 @@ def import_otlp(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str
     spans: list[_Span] = []
     for path in paths:
         for lineno, request in _iter_requests(path):
-            for ri, rs in enumerate(request["resourceSpans"]):
-                resource = _attributes((rs.get("resource") or {}).get("attributes"),
-                                       f"resourceSpans[{ri}].resource.attributes")
-                for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
-                    for pi, sp in enumerate(ss.get("spans") or []):
-                        where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
-                        try:
-                            spans.append(_Span(sp, resource, where))
-                        except TraceFormatError as e:
-                            raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field,
-                                                   hint="each span needs traceId, spanId and "
-                                                        "nanosecond times") from None
+            try:
+                spans.extend(_request_spans(request))
+            except TraceFormatError as e:
+                raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field,
+                                       hint=e.hint) from None
     return _build_trace(spans, [str(p) for p in paths])
+
+
+def _request_spans(request: Mapping[str, Any]) -> list[_Span]:
+    spans: list[_Span] = []
+    resource_spans = request.get("resourceSpans")
+    if not isinstance(resource_spans, list):
+        raise TraceFormatError("not OTLP JSON: expected an object with 'resourceSpans'",
+                               field="resourceSpans",
+                               hint="export spans with the OTLP JSON encoder or file exporter")
+    for ri, rs in enumerate(resource_spans):
+        if not isinstance(rs, dict):
+            raise TraceFormatError("expected an object", field=f"resourceSpans[{ri}]")
+        resource = _attributes((rs.get("resource") or {}).get("attributes"),
+                               f"resourceSpans[{ri}].resource.attributes")
+        for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
+            for pi, sp in enumerate(ss.get("spans") or [] if isinstance(ss, dict) else []):
+                where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+                if not isinstance(sp, dict):
+                    raise TraceFormatError("expected an object", field=where)
+                try:
+                    spans.append(_Span(sp, resource, where))
+                except TraceFormatError as e:
+                    raise TraceFormatError(e.reason, field=e.field,
+                                           hint="each span needs traceId, spanId and "
+                                                "nanosecond times") from None
+    return spans
+
+
+def trace_of_request(request: Mapping[str, Any], source: str = "otlp") -> Trace:
+    """One OTLP JSON payload (an `ExportTraceServiceRequest`) as a `Trace`, mapped as `import_otlp`
+    maps a file (the unit `ctxprof collect` appends as it arrives)."""
+    return _build_trace(_request_spans(request), [source])
 
 
 def _build_trace(spans: list[_Span], paths: list[str]) -> Trace:

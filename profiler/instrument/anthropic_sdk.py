@@ -1,5 +1,5 @@
-"""Auto-instrumentation of the official `anthropic` SDK: `Messages.create` (whole or `stream=True`) and
-the `Messages.stream()` helper, sync and async, in `messages` and `beta.messages`.
+"""Auto-instrumentation of the official `anthropic` SDK: `Messages.create` (whole or `stream=True`),
+`Messages.parse` and the `Messages.stream()` helper, sync and async, in `messages` and `beta.messages`.
 
 The system prompt becomes a leading `system` message; the assistant output keeps Anthropic's content
 blocks (text, tool_use), as a later request carries them in its history. Usage comes from the response,
@@ -62,6 +62,7 @@ class MessagesAccumulator(Accumulator):
         self.blocks: dict[int, dict[str, Any]] = {}
         self.json_parts: dict[int, list[str]] = {}
         self.stop_reason: str | None = None
+        self.final_usage = False  # a message_delta carried the call's final usage
 
     def add(self, event: Any, call: LlmCall) -> None:
         kind = getattr(event, "type", "")
@@ -90,18 +91,30 @@ class MessagesAccumulator(Accumulator):
                 self.blocks[event.index]["input"] = json_loads_or_text("".join(parts))
         elif kind == "message_delta":
             self.stop_reason = getattr(event.delta, "stop_reason", None) or self.stop_reason
+            self.final_usage = True
             self.usage.update({k: v for k, v in _usage_dict(getattr(event, "usage", None)).items()
                                if v is not None})
 
-    def result(self) -> dict[str, Any]:
+    def result(self, complete: bool = True) -> dict[str, Any]:
         for index, parts in self.json_parts.items():  # stream ended inside a tool_use block
             if index in self.blocks:
                 self.blocks[index]["input"] = json_loads_or_text("".join(parts))
         content = [self.blocks[i] for i in sorted(self.blocks)]
-        return {"output": Output(message={"role": "assistant", "content": content},
-                                 finish_reason=self.stop_reason),
-                "usage": normalize_usage(self.usage, PROVIDER) if self.usage else None,
-                "model": self.model}
+        usage = dict(self.usage)
+        extra: dict[str, Any] = {}
+        if usage and not self.final_usage:
+            # message_start's output_tokens is a placeholder (1): the stream stopped before the
+            # message_delta that reports the real figure, so output tokens stay unknown.
+            usage.pop("output_tokens", None)
+            extra["attributes"] = {"usage_partial": "output tokens not reported (the stream "
+                                                    "stopped before message_delta)"}
+        out = {"output": Output(message={"role": "assistant", "content": content},
+                                finish_reason=self.stop_reason),
+               "usage": normalize_usage(usage, PROVIDER) if usage else None,
+               "model": self.model, **extra}
+        if not usage:
+            out["usage_absent"] = "the stream carried no usage"
+        return out
 
 
 class _StreamManager:
@@ -195,7 +208,8 @@ def _resource_classes() -> list[tuple[type, bool]]:
 def targets() -> list[tuple[type, str, str, Any, Any, Any, tuple[str, ...], bool]]:
     spec = ("anthropic.messages", messages_prompt, message_result, MessagesAccumulator,
             ("messages", "tools", "system"))
-    return [(cls, "create", *spec, is_async) for cls, is_async in _resource_classes()]
+    return [(cls, method, *spec, is_async) for cls, is_async in _resource_classes()
+            for method in ("create", "parse")]
 
 
 def special_targets() -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:

@@ -12,10 +12,12 @@ and a few generation settings); headers, API keys, clients and request options n
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from typing import Any, Callable, Iterable, Mapping
 
+from profiler.instrument import frameworks
 from profiler.instrument.recorder import StepHandle, current_run, current_step
 from profiler.trace.model import Output, Usage
 
@@ -75,8 +77,11 @@ class LlmCall:
         self.clock = step.run.recorder.clock
         self.t0 = self.clock()
         self.done = False
+        # Why the output is not recorded if the caller never reads it (None: nothing pending).
+        self.unread_reason = "the response was never read"
         if not owned:
             step.start_unix_s = self.t0
+        step.open_call = self
 
     @classmethod
     def begin(cls, api: str, provider: str, kwargs: Mapping[str, Any]) -> "LlmCall | None":
@@ -98,7 +103,15 @@ class LlmCall:
             call = cls(parent, owned=False)
         else:
             in_run = parent is not None and parent.run is run
-            handle = run.step(parent.name if in_run and parent is not None else api)
+            framework = None if in_run else frameworks.current()
+            if framework is not None:
+                # Named after the agent / chain it runs in (see profiler.instrument.frameworks).
+                target = framework.run if framework.run is not None and not framework.run.closed else run
+                extra = {"framework_parent_id": framework.parent_id} if framework.parent_id else {}
+                handle = target.step(framework.name, framework=framework.framework,
+                                     framework_path="/".join(framework.path), **extra)
+            else:
+                handle = run.step(parent.name if in_run and parent is not None else api)
             handle.start(activate=False)
             call = cls(handle, owned=True)
         step = call.step
@@ -119,9 +132,16 @@ class LlmCall:
         if self.step.ttft_ms is None and not self.done:
             self.step.ttft_ms = (self.clock() - self.t0) * 1000.0
 
+    def abandon(self) -> None:
+        """The step ends while this call's response was never read to its end: say so, no output."""
+        if self.done:
+            return
+        self.finish(attributes={"incomplete": True, "output_not_recorded": self.unread_reason})
+
     def finish(self, *, output: Output | None = None, usage: Usage | None = None,
                model: str | None = None, error: BaseException | None = None,
-               attributes: Mapping[str, Any] | None = None) -> None:
+               attributes: Mapping[str, Any] | None = None,
+               usage_absent: str | None = None) -> None:
         if self.done:
             return
         self.done = True
@@ -130,6 +150,9 @@ class LlmCall:
             step.output = output
         if usage is not None:
             step.usage = usage
+        if error is None and output is not None and step.usage == Usage():
+            # Never a silent null: analysis counts the tokens itself and says so.
+            step.attributes["usage_absent"] = usage_absent or "the response carried no usage"
         if model:
             if step.model and model != step.model:
                 step.attributes["response_model"] = model
@@ -157,8 +180,9 @@ class Accumulator:
     def add(self, chunk: Any, call: LlmCall) -> None:
         raise NotImplementedError
 
-    def result(self) -> dict[str, Any]:
-        """Keyword arguments for `LlmCall.finish`."""
+    def result(self, complete: bool = True) -> dict[str, Any]:
+        """Keyword arguments for `LlmCall.finish`. `complete`: the stream reached its end (else
+        usage a provider sends up front is a placeholder, not the call's usage)."""
         raise NotImplementedError
 
 
@@ -167,24 +191,34 @@ class _StreamBase:
         self._ctxprof_stream = stream
         self._ctxprof_call = call
         self._ctxprof_acc = acc
+        self._ctxprof_started = False
+        call.unread_reason = "the stream was never read"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ctxprof_stream, name)
 
     def _ctxprof_add(self, chunk: Any) -> None:
+        self._ctxprof_started = True
         try:
             self._ctxprof_acc.add(chunk, self._ctxprof_call)
         except Exception as e:  # recording must never break the caller's stream
             self._ctxprof_call.step.attributes["record_error"] = f"{type(e).__name__}: {e}"[:300]
 
-    def _ctxprof_finish(self, error: BaseException | None = None) -> None:
+    def _ctxprof_finish(self, error: BaseException | None = None, *, ended: bool = True) -> None:
+        """`ended`: the stream ran to its end (else it was closed or abandoned early)."""
         call = self._ctxprof_call
         if call.done:
             return
+        if not ended and not self._ctxprof_started:
+            call.abandon()
+            return
         try:
-            result = self._ctxprof_acc.result()
+            result = self._ctxprof_acc.result(complete=ended and error is None)
         except Exception as e:
             result = {"attributes": {"record_error": f"{type(e).__name__}: {e}"[:300]}}
+        if not ended:
+            result["attributes"] = {**(result.get("attributes") or {}), "incomplete": True,
+                                    "stream": "closed before its end"}
         call.finish(error=error, **result)
 
 
@@ -197,7 +231,7 @@ class RecordedStream(_StreamBase):
                 self._ctxprof_add(chunk)
                 yield chunk
         except GeneratorExit:
-            self._ctxprof_finish()
+            self._ctxprof_finish(ended=False)
             raise
         except BaseException as e:
             self._ctxprof_finish(e)
@@ -221,11 +255,11 @@ class RecordedStream(_StreamBase):
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        self._ctxprof_finish()
+        self._ctxprof_finish(ended=False)
         return self._ctxprof_stream.__exit__(*exc)
 
     def close(self) -> None:
-        self._ctxprof_finish()
+        self._ctxprof_finish(ended=False)
         self._ctxprof_stream.close()
 
 
@@ -238,7 +272,7 @@ class AsyncRecordedStream(_StreamBase):
                 self._ctxprof_add(chunk)
                 yield chunk
         except GeneratorExit:
-            self._ctxprof_finish()
+            self._ctxprof_finish(ended=False)
             raise
         except BaseException as e:
             self._ctxprof_finish(e)
@@ -262,11 +296,11 @@ class AsyncRecordedStream(_StreamBase):
         return self
 
     async def __aexit__(self, *exc: Any) -> Any:
-        self._ctxprof_finish()
+        self._ctxprof_finish(ended=False)
         return await self._ctxprof_stream.__aexit__(*exc)
 
     async def close(self) -> None:
-        self._ctxprof_finish()
+        self._ctxprof_finish(ended=False)
         await self._ctxprof_stream.close()
 
 
@@ -297,10 +331,10 @@ def record_sync(api: str, provider: str, original: Callable[..., Any],
         except BaseException as e:
             call.finish(error=e)
             raise
-        if given(kwargs, "stream") is True:
-            if not hasattr(type(result), "__iter__"):  # a raw-response wrapper: prompt only
-                call.finish(attributes={"output_not_recorded": "raw response"})
-                return result
+        stream = given(kwargs, "stream") is True
+        if is_raw_response(result):
+            return _record_raw(call, result, stream, from_result, accumulator)
+        if stream:
             return RecordedStream(result, call, accumulator())
         _finish_from(call, from_result, result)
         return result
@@ -329,10 +363,13 @@ def record_async(api: str, provider: str, original: Callable[..., Any],
         except BaseException as e:
             call.finish(error=e)
             raise
-        if given(kwargs, "stream") is True:
-            if not hasattr(type(result), "__aiter__"):  # a raw-response wrapper: prompt only
-                call.finish(attributes={"output_not_recorded": "raw response"})
+        stream = given(kwargs, "stream") is True
+        if is_raw_response(result):
+            if not stream and inspect.iscoroutinefunction(getattr(result, "parse", None)):
+                await _finish_from_raw_async(call, from_result, result)
                 return result
+            return _record_raw(call, result, stream, from_result, accumulator)
+        if stream:
             return AsyncRecordedStream(result, call, accumulator())
         _finish_from(call, from_result, result)
         return result
@@ -352,11 +389,68 @@ def _set_prompt(call: LlmCall, build_prompt: Callable[[dict[str, Any]], Any],
 
 def _finish_from(call: LlmCall, from_result: Callable[[Any], dict[str, Any]], result: Any) -> None:
     try:
-        if type(result).__name__ == "LegacyAPIResponse":
-            # `.with_raw_response.create(...)`: the parsed body is cached, so the caller's own
-            # `.parse()` returns the same object.
-            result = result.parse()
         fields = from_result(result)
     except Exception as e:
         fields = {"attributes": {"record_error": f"result: {type(e).__name__}: {e}"[:300]}}
     call.finish(**fields)
+
+
+# The SDKs' raw-response objects (`.with_raw_response` / `.with_streaming_response`): the openai SDK's
+# `LegacyAPIResponse`, and `APIResponse` / `AsyncAPIResponse` of both SDKs. Their `.parse()` caches what
+# it returns, so parsing here hands the caller the very object it would have parsed itself.
+RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
+
+
+def is_raw_response(result: Any) -> bool:
+    return type(result).__name__ in RAW_RESPONSE_TYPES and hasattr(result, "parse")
+
+
+def _record_raw(call: LlmCall, raw: Any, stream: bool, from_result: Callable[[Any], dict[str, Any]],
+                accumulator: Callable[[], Accumulator]) -> Any:
+    """Record through a raw response. Whole: parse the body now (the parse is cached, and a body read
+    here can still be read again by the caller). Streamed: the events flow only when the caller
+    calls `.parse()`, so that method is wrapped to hand back a recording stream; a caller that reads
+    the raw bytes instead leaves the step marked `incomplete` with the reason."""
+    original_parse = raw.parse
+    if not stream:
+        try:
+            parsed = original_parse()
+        except Exception as e:
+            call.finish(attributes={"record_error": f"result: {type(e).__name__}: {e}"[:300]})
+            return raw
+        _finish_from(call, from_result, parsed)
+        return raw
+    call.unread_reason = "the raw streamed response was read without .parse()"
+    wrapped: dict[str, Any] = {}
+
+    def wrap(parsed: Any) -> Any:
+        if "stream" not in wrapped:
+            if hasattr(type(parsed), "__aiter__"):
+                wrapped["stream"] = AsyncRecordedStream(parsed, call, accumulator())
+            elif hasattr(type(parsed), "__iter__"):
+                wrapped["stream"] = RecordedStream(parsed, call, accumulator())
+            else:
+                wrapped["stream"] = parsed
+        return wrapped["stream"]
+
+    if inspect.iscoroutinefunction(original_parse):
+        async def parse_async(*args: Any, **kwargs: Any) -> Any:
+            return wrap(await original_parse(*args, **kwargs))
+
+        raw.parse = parse_async
+    else:
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            return wrap(original_parse(*args, **kwargs))
+
+        raw.parse = parse
+    return raw
+
+
+async def _finish_from_raw_async(call: LlmCall, from_result: Callable[[Any], dict[str, Any]],
+                                 raw: Any) -> None:
+    try:
+        parsed = await raw.parse()
+    except Exception as e:
+        call.finish(attributes={"record_error": f"result: {type(e).__name__}: {e}"[:300]})
+        return
+    _finish_from(call, from_result, parsed)

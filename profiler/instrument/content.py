@@ -12,6 +12,12 @@
   matches block by block. Hashes are per-block content hashes (`chained` stays false). The key stays with
   the recorder (never written): without it, a dictionary of likely texts cannot be hashed to match.
 
+At the `tokens` and `hashes` levels no free text is written anywhere else either: string attributes of
+steps and runs (stop sequences, cache keys, response ids, error messages, values a user passed) become
+keyed hashes (`"h:" + 16 hex digits`, equal strings still compare equal), error messages keep only the
+exception's type, and only the labels the recorder itself writes (`SAFE_ATTRIBUTES`) stay readable.
+Step, run, workflow, agent, chain and tool names are labels chosen in code and are kept.
+
 Only the key's fingerprint (`hash_key_id`, 8 hex digits of a hash of the key) goes into the trace
 header, so a reader can tell whether two traces share a key and are comparable.
 """
@@ -19,10 +25,11 @@ header, so a reader can tell whether two traces share a key and are comparable.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -69,6 +76,16 @@ def block_hashes(tokens: Sequence[int] | np.ndarray, block_size: int, key: bytes
     return out
 
 
+# Attributes whose values the recorder itself writes from a fixed vocabulary (never user text).
+SAFE_ATTRIBUTES = frozenset({
+    "api", "stream", "service_tier", "reasoning_effort", "incomplete", "usage_absent", "usage_partial",
+    "output_not_recorded", "parallel_tool_calls", "framework", "span_kind", "source", "parent_step_id",
+    "response_model", "tool_choice", "script", "framework_path", "framework_parent_id", "handoff_from",
+    "handoff_to"})
+# Attributes holding an error message: only the exception type before the first ':' is kept.
+ERROR_ATTRIBUTES = frozenset({"error", "record_error"})
+
+
 class ContentEncoder:
     """Convert text-level steps to a recorder's content level (see the module docstring)."""
 
@@ -95,7 +112,38 @@ class ContentEncoder:
         return {"block_hash": "blake2b-64-keyed", "hash_key_id": key_id(self._key),
                 "block_size": self.block_size}
 
+    def scrub_attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Attributes as written at this level: unchanged at `text`, else free of text (see above)."""
+        if self.level == "text":
+            return attributes
+        out: dict[str, Any] = {}
+        for key, value in attributes.items():
+            if value is None or isinstance(value, (bool, int, float)):
+                out[key] = value
+            elif key in ERROR_ATTRIBUTES:
+                head = str(value).split(":", 1)[0]
+                out[key] = head if head.isidentifier() else self.hash_text(str(value))
+            elif key in SAFE_ATTRIBUTES and isinstance(value, str):
+                out[key] = value
+            else:
+                text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
+                                                                        default=str)
+                out[key] = self.hash_text(text)
+        return out
+
+    def hash_text(self, text: str) -> str:
+        key = self._key or self._text_key()
+        return "h:" + hashlib.blake2b(text.encode("utf-8"), key=key, digest_size=8).hexdigest()
+
+    def _text_key(self) -> bytes:
+        # The tokens level has no block-hash key; attributes get a per-recorder random one.
+        if not hasattr(self, "_attr_key"):
+            self._attr_key = resolve_hash_key(None)
+        return self._attr_key
+
     def encode(self, step: Step) -> Step:
+        if self.level != "text":
+            step = replace(step, attributes=self.scrub_attributes(dict(step.attributes)))
         if self.level == "text" or step.prompt.level not in ("text", "tokens"):
             return step
         tok = self.tokenizer

@@ -3,7 +3,8 @@
 Patched (sync and async): `Completions.create` / `.parse` and `Responses.create` / `.parse`. The
 `.stream()` helpers of both go through `create`, so they are recorded too. Streams
 (`stream=True`) are wrapped; with `stream_options={"include_usage": True}` the final chunk's usage is
-recorded, otherwise usage stays unknown (None), never 0.
+recorded, otherwise usage stays unknown (None, never 0) and the step says so (`usage_absent`).
+Raw-response wrappers (`.with_raw_response`, `.with_streaming_response`) are handled in `calls`.
 """
 
 from __future__ import annotations
@@ -89,13 +90,18 @@ class ChatAccumulator(Accumulator):
                     if tc.function.arguments:
                         slot["function"]["arguments"] += tc.function.arguments
 
-    def result(self) -> dict[str, Any]:
+    def result(self, complete: bool = True) -> dict[str, Any]:
         tool_calls = [self.tool_calls[i] for i in sorted(self.tool_calls)] or None
         content = "".join(self.text) if self.text or not tool_calls else None
         message = _assistant_message(content, tool_calls, "".join(self.refusal) or None)
-        return {"output": Output(message=message, finish_reason=self.finish_reason),
-                "usage": normalize_usage(self.usage, PROVIDER) if self.usage is not None else None,
-                "model": self.model}
+        out = {"output": Output(message=message, finish_reason=self.finish_reason),
+               "usage": normalize_usage(self.usage, PROVIDER) if self.usage is not None else None,
+               "model": self.model}
+        if self.usage is None:
+            out["usage_absent"] = ("the stream carried no usage (request it with stream_options="
+                                   "{'include_usage': True})" if complete else
+                                   "the stream stopped before its usage chunk")
+        return out
 
 
 # -- Responses API ----------------------------------------------------------------------------------
@@ -169,10 +175,11 @@ class ResponsesAccumulator(Accumulator):
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.final = event.response
 
-    def result(self) -> dict[str, Any]:
+    def result(self, complete: bool = True) -> dict[str, Any]:
         if self.final is not None:
             return responses_result(self.final)
-        return {"output": Output(message=_assistant_message("".join(self.text), None))}
+        return {"output": Output(message=_assistant_message("".join(self.text), None)),
+                "usage_absent": "the stream stopped before its final response event"}
 
 
 # -- patch table ------------------------------------------------------------------------------------

@@ -5,10 +5,13 @@
 restores the originals when the last recorder exits. An SDK is patched when it is already imported, or
 else the moment the program imports it (a `sys.meta_path` hook), so recording never pays for importing
 an SDK the program does not use. A wrapped method with no active recorder calls straight through.
+`ThreadPoolExecutor.submit` is wrapped too, to carry the recording context into worker threads
+(asyncio tasks and `loop.run_in_executor` already copy it).
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.abc
 import importlib.util
@@ -19,6 +22,9 @@ from typing import Any, Callable
 from profiler.instrument.calls import record_async, record_sync
 
 SDKS = {"openai": "profiler.instrument.openai_sdk", "anthropic": "profiler.instrument.anthropic_sdk"}
+# Frameworks whose own hooks name and nest steps (`profiler.instrument.frameworks`): registered once
+# per process when the framework is imported; they act only while a recorder is active.
+FRAMEWORKS = {"agents": "install_agents", "langchain_core": "install_langchain"}
 
 _lock = threading.RLock()
 _users = 0
@@ -43,6 +49,17 @@ def _plans(sdk: str) -> list[tuple[type, str, Callable[[Any], Any]]]:
 def _patch(sdk: str) -> None:
     with _lock:
         if _users == 0 or sdk in _patched:
+            return
+        if sdk in FRAMEWORKS:
+            from profiler.instrument import frameworks
+
+            try:
+                getattr(frameworks, FRAMEWORKS[sdk])()
+            except Exception as e:  # a framework version we do not know: plain step names
+                import warnings
+
+                warnings.warn(f"ctxprof: {sdk} step names not available ({type(e).__name__}: {e})",
+                              RuntimeWarning, stacklevel=2)
             return
         _patched.add(sdk)
         for cls, method, make_wrapper in _plans(sdk):
@@ -84,6 +101,31 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _submit_in_context(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`ThreadPoolExecutor.submit` that runs the task in a copy of the submitter's context, so calls
+    fanned out inside a step fill or nest under that step instead of landing at the root."""
+    import functools
+
+    @functools.wraps(original)
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        from profiler.instrument.recorder import current_run
+
+        if current_run() is None:
+            return original(self, fn, *args, **kwargs)
+        ctx = contextvars.copy_context()
+        return original(self, ctx.run, fn, *args, **kwargs)
+
+    return submit
+
+
+def _patch_executor() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    original = ThreadPoolExecutor.__dict__["submit"]
+    _originals.append((ThreadPoolExecutor, "submit", original))
+    ThreadPoolExecutor.submit = _submit_in_context(original)  # type: ignore[method-assign]
+
+
 def install() -> list[str]:
     """Patch the SDKs (once, however many recorders are active). Returns notices."""
     global _users, _hook
@@ -92,13 +134,14 @@ def install() -> list[str]:
         _users += 1
         if _users > 1:
             return notices
+        _patch_executor()
         pending = set()
-        for sdk in SDKS:
+        for sdk in [*SDKS, *FRAMEWORKS]:
             if sdk in sys.modules:
                 _patch(sdk)
             elif importlib.util.find_spec(sdk) is not None:
                 pending.add(sdk)
-            else:
+            elif sdk in SDKS:
                 notices.append(f"the {sdk} SDK is not installed; its calls are not recorded")
         if pending:
             _hook = _PatchOnImport(pending)

@@ -106,6 +106,7 @@ class StepHandle:
         self.attributes: dict[str, Any] = dict(attributes or {})
         self.closed = False
         self._has_call = False
+        self.open_call: Any = None  # the LlmCall filling this step (set by the SDK patches)
         self._lock = threading.Lock()
         self._token: contextvars.Token[StepHandle | None] | None = None
         self._run_token: contextvars.Token[RunHandle | None] | None = None
@@ -163,6 +164,11 @@ class StepHandle:
         return self
 
     def finish(self, error: BaseException | None = None, *, incomplete: bool = False) -> None:
+        call = self.open_call
+        if call is not None and not call.done:
+            call.abandon()  # a response never read: marked, not written as an empty success
+            if call.owned:
+                return  # the call's own finish wrote this step
         with self._lock:
             if self.closed:
                 return
@@ -263,6 +269,14 @@ class RunHandle:
         self._token = _current_run.set(self)
         # Steps of an enclosing run are not steps of this one (calls must not fill them).
         self._step_token = _current_step.set(None)
+        return self
+
+    def open(self) -> "RunHandle":
+        """Start without becoming the current run (for runs a framework's callbacks open and close,
+        which may happen in different contexts)."""
+        self.start_unix_s = self.recorder.clock()
+        if not self._lazy:
+            self._materialize()
         return self
 
     def finish(self, status: str = "ok") -> None:
@@ -440,15 +454,20 @@ class Recorder:
             return None
         return self._sampler.stats(start, end)
 
+    def _run_record(self, run: RunHandle) -> Run:
+        record = run.to_run()
+        return replace(record, attributes=self.encoder.scrub_attributes(dict(record.attributes)))
+
     def _write_run(self, run: RunHandle) -> None:
         assert self._writer is not None
-        self._writer.write_run(run.to_run())
+        self._writer.write_run(self._run_record(run))
 
     def _write_run_end(self, run: RunHandle) -> None:
         assert self._writer is not None
         end = self.clock()
         gpu = self._gpu_stats(run.start_unix_s, end)
-        self._writer.write_run_end(replace(run.to_run(), end_unix_s=end, status=run.status, gpu=gpu))
+        self._writer.write_run_end(replace(self._run_record(run), end_unix_s=end, status=run.status,
+                                           gpu=gpu))
 
     def _write_step(self, handle: StepHandle) -> None:
         step = handle.to_step()

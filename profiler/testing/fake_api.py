@@ -9,7 +9,7 @@ carries `cache_control` anywhere reports the uncached rest as a cache write.
 
 Replies are deterministic. A request with tools whose last message is from the user gets a call of
 its first tool; otherwise a text reply that quotes the last user message. `log` keeps, per request,
-the path, the JSON body, whether an API key header came, and the usage the server sent, so tests can
+the path, the JSON body, whether an API key header came, the reply text and the usage the server sent, so tests can
 compare what was recorded with what was served.
 
 ```python
@@ -50,12 +50,20 @@ class Served:
     body: dict[str, Any]
     had_api_key: bool
     usage: dict[str, Any] = field(default_factory=dict)
+    reply: str = ""  # the text sent back (a tool call's JSON arguments when it called a tool)
 
 
 class _Server(ThreadingHTTPServer):
     # The default listen backlog (5) makes the kernel reset connections when dozens of clients
     # connect at once, as the concurrency tests do.
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client that stops reading a stream early closes the socket: not an error here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class FakeLLMServer:
@@ -211,7 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
             text = None
         else:
             text = _reply_text(n, last_user)
-        completion_tokens = _tokens(text or tool_call["function"]["arguments"])  # type: ignore[index]
+        served.reply = text or tool_call["function"]["arguments"]  # type: ignore[index]
+        completion_tokens = _tokens(served.reply)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens,
                  "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
@@ -271,6 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             last_user = _text_of(users[-1].get("content")) if users else ""
         n = len(owner.log)
         text = _reply_text(n, last_user)
+        served.reply = text
         output_tokens = _tokens(text)
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
@@ -346,6 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
             out_text = _reply_text(n, last_user)
             block = {"type": "text", "text": out_text}
             stop = "end_turn"
+        served.reply = out_text
         output_tokens = _tokens(out_text)
         usage = {"input_tokens": total - cache_read - cache_write, "output_tokens": output_tokens,
                  "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}
