@@ -442,9 +442,11 @@ def test_two_calls_differing_only_in_their_schema_are_not_a_full_prefix_hit() ->
     schema["properties"]["confidence"] = {"type": "number"}
     records = [dict(record, start_time=1.0, end_time=2.0, metadata={"r": "a"}),
                dict(changed, start_time=3.0, end_time=4.0, metadata={"r": "a"})]
-    trace = Trace.from_steps([import_openai_logs_step(parse_record(r, path=Path("l"), line=i + 1,
-                                                                   run_key="metadata.r"))
-                              for i, r in enumerate(records)])
+    from profiler.importers.openai_logs import calls_to_steps
+
+    calls = [parse_record(r, path=Path("l"), line=i + 1, run_key="metadata.r")
+             for i, r in enumerate(records)]
+    trace = Trace.from_steps(calls_to_steps(calls, ["run-1", "run-1"]))
     # WHEN analysed in one run
     second = analyze(trace).steps[1]
     # THEN the prefix stops at the schema, before the messages that follow it
