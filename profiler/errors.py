@@ -62,3 +62,7 @@ class ConfigError(ProfilerError):
 
 class CheckFailed(ProfilerError):
     """A CI check ran and found a budget exceeded or a regression (exit code 1)."""
+
+
+class OutputError(ProfilerError):
+    """An output file cannot be written (a folder, a missing parent folder, a full disk)."""

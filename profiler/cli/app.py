@@ -8,14 +8,15 @@ input (never a traceback for a user mistake).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from profiler import __version__
 from profiler.errors import CheckFailed, ProfilerError
+from profiler.safe_text import console as safe_console
 
 app = typer.Typer(
     name="ctxprof",
@@ -40,7 +41,8 @@ COMMAND_MODULES = [
     "profiler.cli.diagnose_cmd",
 ]
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Error messages quote trace data (names, paths): shown as data, never markup or raw escapes.
+err_console = safe_console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -53,8 +55,16 @@ def _version(value: bool) -> None:
 def _root(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
+    max_line_mb: Optional[float] = typer.Option(
+        None, "--max-line-mb", min=0.001,
+        help="Longest input line to accept, in MiB (default 64; also $CTXPROF_MAX_LINE_MB)."),
 ) -> None:
     """Measure, price and diagnose redundant context in multi-step LLM workflows."""
+    if max_line_mb is not None:
+        from profiler.trace.io import MAX_LINE_ENV
+
+        # The readers take the limit from the environment, so it reaches every reader in this process.
+        os.environ[MAX_LINE_ENV] = repr(max_line_mb)
 
 
 def _register() -> None:
@@ -105,4 +115,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as e:
+        from profiler.optional import missing_dependency_error
+
+        error = missing_dependency_error(e)
+        if error is None:
+            raise
+        err_console.print(f"ctxprof: error: {error}", markup=False)
+        sys.exit(2)
+    except RecursionError:
+        # The readers refuse JSON nested deeper than profiler.trace.io.MAX_NESTING_DEPTH; this catches
+        # any other path that recursed too deep, still as unusable input rather than a traceback.
+        err_console.print("ctxprof: error: the input is nested too deeply to process", markup=False)
+        sys.exit(2)
     sys.exit(0)

@@ -33,7 +33,7 @@ def export_command(
     for w in loaded.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     doc = export_otlp(loaded)
-    with output_stream(output, force=force) as stream:
+    with output_stream(output) as stream:
         json.dump(doc, stream, ensure_ascii=False, indent=1)
         stream.write("\n")
     wrote(output)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from profiler.safe_text import console as safe_console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -116,7 +116,7 @@ def replay_command(
     if as_json:
         write_json(result.to_dict(), typer.get_text_stream("stdout"))
     else:
-        print_replay(result, Console())
+        print_replay(result, safe_console())
     if output is not None:
         with output_stream(output) as stream:
             write_json(result.to_dict(), stream)

@@ -27,6 +27,7 @@ from profiler.report.data import (
     step_label,
 )
 from profiler.reporters import fmt as _fmt
+from profiler.safe_text import html_text
 
 # Per-step table rows in the page; the JSON report has them all.
 MAX_TABLE_ROWS = 2000
@@ -46,7 +47,7 @@ SECTIONS = (
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    return "" if value is None else html_text(value)
 
 
 def script_json(obj: Any) -> str:
