@@ -92,6 +92,21 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     _register()
+    # `--max-line-mb` reaches the readers through the environment; restore it afterwards so a main()
+    # called in-process (tests, notebooks) leaves no setting behind.
+    from profiler.trace.io import MAX_LINE_ENV
+
+    saved_limit = os.environ.get(MAX_LINE_ENV)
+    try:
+        _main(argv)
+    finally:
+        if saved_limit is None:
+            os.environ.pop(MAX_LINE_ENV, None)
+        else:
+            os.environ[MAX_LINE_ENV] = saved_limit
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         # With standalone_mode=False, click returns the code of a `typer.Exit(code)` instead of exiting.
         code = app(args=argv, prog_name="ctxprof", standalone_mode=False)

@@ -91,6 +91,7 @@ def replay_command(
         for w in t.warnings:
             err_console.print(f"ctxprof: warning: {w}", markup=False)
     import torch
+    import transformers  # noqa: F401  (checked here: a missing one is one line before any work)
 
     if cpu_threads is not None:
         torch.set_num_threads(cpu_threads)

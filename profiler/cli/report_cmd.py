@@ -73,8 +73,8 @@ def report_command(
     """
     from profiler.report import build_report_data, render
 
-    kind = report_format(fmt, output)
     check_output(output)  # before the analysis, so a bad target costs nothing
+    kind = report_format(fmt, output)
     if kind == "html":
         _require_plotly()
     loaded = load_all(traces)
