@@ -7,6 +7,7 @@ line (for JSON, the line the decoder stopped at) and the field, with what to do 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -104,6 +105,28 @@ def iter_jsonl(path: Path, warnings: list[str] | None = None, *,
         yield pending[0], value
     elif not seen:
         raise TraceFormatError("is empty", path=path, hint=hint)
+
+
+@contextlib.contextmanager
+def unexpected_structure(fmt: str, paths: Sequence[Path]) -> Iterator[None]:
+    """Turn the errors an importer raises on a value of the wrong shape that it did not check itself
+    (a string where it expects an object, a missing key) into one `TraceFormatError` naming the file.
+    Importers still check the fields they read with `require` (file, line and field); this is the net
+    for the rest, so malformed input never ends in a traceback."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError) as e:
+        where = paths[0] if len(paths) == 1 else None
+        names = "" if where is not None else " (" + ", ".join(str(p) for p in paths[:3]) + ")"
+        from profiler.safe_text import excerpt, visible
+
+        raise TraceFormatError(
+            f"does not have the structure of a {fmt} file{names}: "
+            f"{type(e).__name__}: {excerpt(visible(e), 200)}", path=where,
+            hint=f"check that it is a {fmt} file; see docs/importing.md") from None
+    except RecursionError:
+        raise TraceFormatError("nests too deeply to import", path=paths[0] if len(paths) == 1 else None,
+                               hint="see the input limits in docs/trace-format.md") from None
 
 
 def require(d: Any, key: str, types: type | tuple[type, ...], *, path: Path, line: int | None = None,
