@@ -531,11 +531,10 @@ class Baseline:
                               f"-o {path}`)") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: cannot read the baseline: {e}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (write a new baseline with "
-                              "`ctxprof baseline TRACE... -o baseline.json --force`)") from None
+        from profiler.trace.io import parse_json
+
+        data = parse_json(text, path=path, line=None,
+                          hint="write a new baseline with `ctxprof baseline TRACE... -o baseline.json`")
         return cls.from_dict(data, source=str(path))
 
 
