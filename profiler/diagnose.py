@@ -42,9 +42,9 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from profiler.analysis import Analysis
-from profiler.safe_text import is_boundary, trim_partial, visible
 from profiler.errors import ProfilerError
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
+from profiler.safe_text import is_boundary, trim_partial, visible
 from profiler.tokens import StepTokenizer, render_message_body
 from profiler.trace.model import Run, Step, Trace
 

@@ -17,6 +17,7 @@ machine); set it higher for a longer run, e.g. `CTXPROF_FUZZ_EXAMPLES=2000 pytes
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gzip
@@ -39,8 +40,9 @@ EXAMPLES = int(os.environ.get("CTXPROF_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
-# Examples run per seed, for the record (printed at the end with `-s`).
+# Examples run per seed and exit codes per command, for the record (printed at the end with `-s`).
 TRIED: dict[str, int] = {}
+EXITS: collections.Counter[tuple[str, int]] = collections.Counter()
 
 HOSTILE_VALUES: list[Any] = [
     "[/x]", "[bold]b[/bold]", "\x1b[2J\x1b[31m", "\u202eevil", "\x00\x07\x9b", "\ud800", "\udfff",
@@ -184,7 +186,7 @@ def _json_mutation(data: bytes, rnd: random.Random) -> bytes:
 
 
 def _toml_mutation(data: bytes, rnd: random.Random) -> bytes:
-    lines = data.decode().splitlines()
+    lines = data.decode("utf-8", "replace").splitlines()
     i = rnd.randrange(len(lines))
     value = rnd.choice(['"x"', "-1", "1e400", "nan", "[1, 2]", "{a = 1}", "true", "0", '"\\u202e"',
                         "9" * 30, "", "= =", "[[budgets]]"])
@@ -214,6 +216,7 @@ def assert_clean(argv: list[str], output: Path | None, allowed: tuple[int, ...] 
     if output is not None and output.exists():
         output.unlink()
     code, err = run(argv)
+    EXITS[(argv[0] if argv[0] != "import" else f"import {argv[1]}", code)] += 1
     assert code in allowed, f"exit {code} for {argv}:\n{err}"
     assert "Traceback" not in err, err
     if output is not None:
@@ -287,4 +290,5 @@ def test_check_survives_mutated_budgets(tmp_path_factory, seed):
 
 def test_zz_report_cases_tried():
     """Prints how many examples ran (visible with `pytest -s`)."""
-    print(f"\nfuzz examples tried: {TRIED} (total {sum(TRIED.values())})")
+    print(f"\nfuzz examples tried: {TRIED} (total {sum(TRIED.values())}); "
+          f"command runs by exit code: {dict(sorted(EXITS.items()))}")
