@@ -1,7 +1,8 @@
 """Fuzzing every command with mutated real inputs (hypothesis).
 
 Seeds: a bundled sample trace (cut to its first steps so one command takes tens of milliseconds), the
-OTLP JSON that `ctxprof export` makes of it, an OpenAI gateway log and a budgets file. Each example
+OTLP JSON that `ctxprof export` makes of it, the baseline `ctxprof baseline` makes of it, an OpenAI
+gateway log and a budgets file. Each example
 mutates one of them at the byte level (flips, cuts, insertions, duplicated ranges, gzip) or at the JSON
 level (a value anywhere replaced by a hostile one: markup, control characters, surrogates, deep
 nesting, huge or negative numbers, wrong types; a key dropped), then runs the commands that read it
@@ -11,7 +12,7 @@ Property: exit code 0 or 2 (1 also for `check`, a failed budget), never an excep
 SystemExit (no traceback), and never a partial output: on failure the `-o` file does not exist, and no
 temporary file is left beside it.
 
-Budget: `CTXPROF_FUZZ_EXAMPLES` examples per seed (default 25, about a minute in all on a small
+Budget: `CTXPROF_FUZZ_EXAMPLES` examples per seed (default 50, under a minute in all on a small
 machine); set it higher for a longer run, e.g. `CTXPROF_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_cli.py`.
 """
 
@@ -36,7 +37,7 @@ from hypothesis import strategies as st
 from profiler.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = int(os.environ.get("CTXPROF_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("CTXPROF_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -99,7 +100,7 @@ BUDGET_SEED = b"""[budgets]
 input_tokens_per_run = 100000
 redundancy_ratio = 0.99
 
-[budgets.workflow."planner-executor-verifier"]
+[budgets.workflow."support-triage"]
 steps_per_run = 50
 
 [regression]
@@ -116,8 +117,12 @@ def seeds() -> dict[str, bytes]:
         otlp = Path(base) / "spans.json"
         code, err = run(["export", str(trace), "--format", "otlp", "-o", str(otlp)])
         assert code == 0, err
+        baseline = Path(base) / "baseline.json"
+        code, err = run(["baseline", str(trace), "-o", str(baseline)])
+        assert code == 0, err
         return {"trace": trace.read_bytes(), "otlp": otlp.read_bytes(),
-                "openai_log": _openai_log_seed(), "budget": BUDGET_SEED}
+                "openai_log": _openai_log_seed(), "budget": BUDGET_SEED,
+                "baseline": baseline.read_bytes()}
 
 
 # -- mutations -------------------------------------------------------------------------------------
@@ -275,17 +280,21 @@ def test_importers_survive_mutated_sources(tmp_path_factory, seed):
 
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
-def test_check_survives_mutated_budgets(tmp_path_factory, seed):
+def test_check_and_diff_survive_mutated_budgets_and_baselines(tmp_path_factory, seed):
     TRIED["budget"] = TRIED.get("budget", 0) + 1
     tmp = tmp_path_factory.mktemp("fuzz")
     trace = _write(tmp, "t.jsonl", seeds()["trace"])
     budget = _write(tmp, "b.toml", mutate(seeds()["budget"], seed, toml=True))
+    baseline = _write(tmp, "baseline.json", mutate(seeds()["baseline"], seed + 1))
     md = tmp / "out" / "c.md"
     md.parent.mkdir()
     code = assert_clean(["check", str(trace), "--budget", str(budget), "--markdown", str(md)], None,
                         allowed=(0, 1, 2))
     if code == 2:
         assert not md.exists()
+    assert_clean(["check", str(trace), "--budget", str(budget), "--baseline", str(baseline)], None,
+                 allowed=(0, 1, 2))
+    assert_clean(["diff", str(baseline), str(trace), "--format", "markdown", "-o", str(md)], md)
 
 
 def test_zz_report_cases_tried():

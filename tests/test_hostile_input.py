@@ -344,3 +344,26 @@ def test_diagnose_excerpts_never_split_an_emoji(tmp_path, capsys):
     assert run_cli("diagnose", path) == 0
     out = capsys.readouterr().out
     assert "\ufffd" not in out
+
+
+# -- crashes the fuzz suite found (tests/test_fuzz_cli.py) -----------------------------------------
+@pytest.mark.parametrize("fmt, content", [
+    # otel: a scope entry that is a string, not an object (AttributeError: 'str' has no 'get')
+    ("otel", {"resourceSpans": [{"scopeSpans": ["x"]}]}),
+    ("otel", {"resourceSpans": [{"scopeSpans": [{"spans": ["x", 1, None]}]}]}),
+    ("otel", {"resourceSpans": ["x"]}),
+    ("openai-log", [1, 2]),
+    ("openai-log", {"request": "x", "response": []}),
+    ("openai-log", {"request": {"model": 5, "messages": "hi"}, "response": {"choices": "x"}}),
+    ("tau-bench", {"a": 1}),
+    ("openhands", [1]),
+    ("swe-agent", {"trajectory": "x", "history": 3}),
+])
+def test_wrong_shapes_in_importer_sources_are_one_line(tmp_path, capsys, fmt, content):
+    src = tmp_path / ("in.jsonl" if fmt == "openai-log" else "in.json")
+    src.write_text(json.dumps(content) + "\n", encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert run_cli("import", fmt, src, "-o", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(src) in line
+    assert not out.exists()
