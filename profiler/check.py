@@ -531,10 +531,15 @@ class Baseline:
                               f"-o {path}`)") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: cannot read the baseline: {e}") from None
+        from profiler.errors import TraceFormatError
         from profiler.trace.io import parse_json
 
-        data = parse_json(text, path=path, line=None,
-                          hint="write a new baseline with `ctxprof baseline TRACE... -o baseline.json`")
+        try:
+            data = parse_json(text, path=None, line=None)
+        except TraceFormatError as e:
+            where = f"{path}:{e.line}" if e.line is not None else str(path)
+            raise ConfigError(f"{where}: invalid JSON: {e.reason} (write a new baseline with "
+                              "`ctxprof baseline TRACE... -o baseline.json`)") from None
         return cls.from_dict(data, source=str(path))
 
 

@@ -136,6 +136,14 @@ def _safe_console_class() -> type:
             kwargs["emoji"] = False
             return super().render_str(visible(text, keep="\n\t"), **kwargs)
 
+        def on_broken_pipe(self) -> None:
+            # `ctxprof ... | head`: rich exits 1, which CI would read as a failed check. Exit as a
+            # shell reports a process ended by SIGPIPE (128 + 13) instead.
+            try:
+                super().on_broken_pipe()
+            except SystemExit:
+                raise SystemExit(141) from None
+
     return SafeConsole
 
 
