@@ -247,7 +247,15 @@ def test_importer_skips_a_torn_last_line_as_the_trace_reader_does(tmp_path, caps
     torn.write_text("\n".join(lines[:4]) + "\n" + lines[4][: len(lines[4]) // 2], encoding="utf-8")
     out = tmp_path / "o.jsonl"
     assert run_cli("import", "mooncake", torn, "-o", out) == 0
-    assert "4 steps" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "4 steps" in err and f"{torn}:5: last line is incomplete (torn write); skipped it" in err
+    # AND an openai-log import does the same
+    log = tmp_path / "log.jsonl"
+    record = {"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+              "response": {"choices": [{"message": {"role": "assistant", "content": "yo"}}]}}
+    log.write_text(json.dumps(record) + "\n" + json.dumps(record)[:30], encoding="utf-8")
+    assert run_cli("import", "openai-log", log, "-o", out) == 0
+    assert f"{log}:2: last line is incomplete" in capsys.readouterr().err
 
 
 # -- outputs ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from profiler.cli.app import app
+from profiler.cli.app import app, err_console
 from profiler.cli.common import FORCE_OPT, check_output
 from profiler.errors import ProfilerError
 from profiler.importers.registry import formats, import_sources
@@ -54,6 +54,8 @@ def import_command(
     options = {"run_key": run_key, "window_s": window_s, "tools": tools, "include_user": include_user,
                "model": model, "user_model": user_model}
     trace = import_sources(fmt, sources, options)
+    for w in trace.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
     with atomic_path(output) as tmp:
         write_trace(trace, tmp)
     typer.echo(f"Wrote {output} ({len(trace.runs)} runs, {len(trace.steps)} steps)", err=True)
