@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

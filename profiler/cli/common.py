@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from enum import Enum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 import typer
 
-from profiler.errors import ProfilerError, TraceFormatError
+from profiler.errors import TraceFormatError
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -8,7 +8,6 @@ line (for JSON, the line the decoder stopped at) and the field, with what to do 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import zlib

@@ -18,7 +18,6 @@ What this grouping reconstructs is recorded in the header's `attributes["reconst
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import replace

@@ -3,8 +3,9 @@
 `render_html(data, stream, cdn=False)` writes a page with plotly.js embedded from the installed plotly
 package (or, with `cdn=True`, linked from cdn.plot.ly), the figures of `profiler.figures` as JSON, and
 tables. Every piece of text that comes from a trace (run ids, step names, models, prompt excerpts in
-the diagnosis) goes through `html.escape`; the figure JSON escapes `<`, `>` and `&` as `\\u003c` etc.,
-so neither `</script>` nor `<!--` inside a prompt can end the script element it sits in.
+the diagnosis) goes through `profiler.safe_text.html_text` (control characters shown escaped, then
+HTML-escaped); the figure JSON escapes `<`, `>` and `&` as `\\u003c` etc., so neither `</script>`
+nor `<!--` inside a prompt can end the script element it sits in.
 
 The page reports its own health for tests and users: a script error is written into an element with
 id `ctxprof-errors`, and once every chart is drawn `<body>` gets `data-charts-rendered="N"`.
@@ -12,7 +13,6 @@ id `ctxprof-errors`, and once every chart is drawn `<body>` gets `data-charts-re
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime, timezone
 from typing import IO, Any
