@@ -355,6 +355,23 @@ def test_diagnose_excerpts_never_split_an_emoji(tmp_path, capsys):
 
 
 # -- crashes the fuzz suite found (tests/test_fuzz_cli.py) -----------------------------------------
+@pytest.mark.parametrize("options", [{"block_size": [1]}, {"min_repeat": 0}, {"scope": "x"}])
+def test_baseline_with_bad_options_is_one_line(tmp_path, capsys, options):
+    # Found by the fuzz suite: `"block_size": []` in a baseline was a TypeError traceback
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(SAMPLE.read_bytes())
+    baseline = tmp_path / "baseline.json"
+    assert run_cli("baseline", trace, "-o", baseline) == 0
+    data = json.loads(baseline.read_text(encoding="utf-8"))
+    data["options"] = {**data.get("options", {}), **options}
+    baseline.write_text(json.dumps(data), encoding="utf-8")
+    budget = tmp_path / "b.toml"
+    budget.write_text("[regression]\ninput_tokens_per_run = 0.1\n", encoding="utf-8")
+    capsys.readouterr()
+    assert run_cli("check", trace, "--budget", budget, "--baseline", baseline) == 2
+    assert f"field 'options.{next(iter(options))}'" in one_error_line(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("fmt, content", [
     # otel: a scope entry that is a string, not an object (AttributeError: 'str' has no 'get')
     ("otel", {"resourceSpans": [{"scopeSpans": ["x"]}]}),
