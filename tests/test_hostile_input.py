@@ -99,6 +99,8 @@ def test_markdown_and_html_reports_escape_trace_text(tmp_path):
     for text in (md.read_text(encoding="utf-8"), html.read_text(encoding="utf-8")):
         assert "<script>alert" not in text and "\x1b" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html.read_text(encoding="utf-8")
+    # AND chart labels (figure JSON) carry the escape, not a JSON-escaped ESC the browser would draw
+    assert "\\u001b" not in html.read_text(encoding="utf-8").split('id="ctxprof-figures"')[1]
     assert html.read_text(encoding="utf-8").rstrip().endswith("</html>")
 
 

@@ -27,7 +27,7 @@ from profiler.report.data import (
     step_label,
 )
 from profiler.reporters import fmt as _fmt
-from profiler.safe_text import html_text
+from profiler.safe_text import html_text, visible
 
 # Per-step table rows in the page; the JSON report has them all.
 MAX_TABLE_ROWS = 2000
@@ -48,6 +48,18 @@ SECTIONS = (
 
 def esc(value: Any) -> str:
     return "" if value is None else html_text(value)
+
+
+def _visible_strings(obj: Any) -> Any:
+    """`obj` (a figure as JSON-able data) with every string passed through `visible`: chart labels
+    are trace names, and the browser would otherwise draw their control and bidi characters."""
+    if isinstance(obj, str):
+        return visible(obj)
+    if isinstance(obj, dict):
+        return {k: _visible_strings(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_visible_strings(v) for v in obj]
+    return obj
 
 
 def script_json(obj: Any) -> str:
@@ -143,7 +155,7 @@ def render_html(data: ReportData, stream: IO[str], *, cdn: bool = False) -> None
     figures = {}
     for key, fig in all_figures(data).items():
         fig.update_layout(title=None)  # the section heading names it
-        figures[key] = fig.to_plotly_json()
+        figures[key] = _visible_strings(fig.to_plotly_json())
     w = stream.write
     w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
     w("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
