@@ -5,6 +5,7 @@ It runs offline: the example starts ctxprof's local server that answers like the
 same system prompt and tool definitions plus the growing history -- the redundant context that
 `ctxprof analyze` then measures:
 
+    pip install -e ".[instrument]"   # the OpenAI SDK
     python examples/three_step_workflow.py -o three_step.jsonl
     ctxprof analyze three_step.jsonl
 """
@@ -15,7 +16,10 @@ import argparse
 import json
 from typing import Any
 
-import openai
+try:
+    import openai
+except ModuleNotFoundError:
+    raise SystemExit("this example needs the OpenAI SDK: pip install 'ctxprof[instrument]'") from None
 
 import profiler
 from profiler.testing.fake_api import FakeLLMServer

@@ -46,6 +46,7 @@ import numpy as np
 from profiler.analysis import Analysis
 from profiler.errors import ProfilerError
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
+from profiler.safe_text import is_boundary, trim_partial, visible
 from profiler.tokens import StepTokenizer, render_message_body
 from profiler.trace.model import Run, Step, Trace
 
@@ -327,15 +328,20 @@ def _decoder(tok: StepTokenizer, step: Step):
 def _show(decode, ids: np.ndarray) -> str:
     if decode is None:
         return "[" + ", ".join(str(int(i)) for i in ids) + "]"
-    return decode([int(i) for i in ids])
+    # A token slice can begin or end inside a multi-byte character; drop the halves it decodes to.
+    return trim_partial(decode([int(i) for i in ids]))
 
 
 def _short(text: str, offset: int, *, cut_before: bool, before: int = 40, after: int = 50) -> str:
     """`text` around character `offset`, newlines shown as \\n, with an ellipsis where it was cut
     (`cut_before`: the text itself starts inside the prompt)."""
     start = max(0, offset - before)
+    while start > 0 and not is_boundary(text, start):
+        start -= 1  # never split an emoji or a letter from its accents
     end = min(len(text), offset + after)
-    piece = text[start:end].replace("\n", "\\n")
+    while end < len(text) and not is_boundary(text, end):
+        end += 1
+    piece = visible(text[start:end].replace("\n", "\\n"))
     return ("…" if start > 0 or cut_before else "") + piece + ("…" if end < len(text) else "")
 
 

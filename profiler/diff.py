@@ -204,13 +204,18 @@ def load_summary(path: str | os.PathLike[str], *, options: "ProfileOptions | Non
     if not path.exists():
         raise ProfilerError(f"{path}: no such file (give two traces, analyses or baselines)")
     if path.suffix != ".gz" and not _looks_like_trace(path):
+        from profiler.importers.common import read_text
+        from profiler.trace.io import parse_json
+
+        from profiler.errors import TraceFormatError
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            line = getattr(e, "lineno", None)
-            where = label if line is None else f"{label}:{line}"
-            raise ProfilerError(f"{where}: neither a ctxprof trace nor a JSON analysis or baseline "
-                                f"({e})") from None
+            data = parse_json(read_text(path), path=path, line=None)
+        except TraceFormatError as e:
+            if not e.reason.startswith("not valid JSON"):
+                raise
+            raise TraceFormatError(f"neither a ctxprof trace nor a JSON analysis or baseline ({e.reason})",
+                                   path=path, line=e.line) from None
         schema = data.get("schema") if isinstance(data, dict) else None
         if isinstance(schema, str) and schema.startswith("ctxprof.analysis"):
             from profiler.analysis import Analysis
@@ -229,15 +234,20 @@ def load_summary(path: str | os.PathLike[str], *, options: "ProfileOptions | Non
 
 
 def _looks_like_trace(path: Path) -> bool:
+    # Only the start of the first line: a trace's header is short, and a huge line must not be read
+    # whole just to tell the kind of file (the trace reader then applies the line-length limit).
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+        while True:
+            line = f.readline(1 << 16)
+            if not line:
+                return False
             if line.strip():
-                try:
-                    first = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(first, dict) and first.get("format") == "ctxprof-trace"
-    return False
+                break
+    try:
+        first = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return '"format":"ctxprof-trace"' in line.replace(" ", "")
+    return isinstance(first, dict) and first.get("format") == "ctxprof-trace"
 
 
 # --------------------------------------------------------------------------------------------------

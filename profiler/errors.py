@@ -85,3 +85,7 @@ def read_config_text(path: "os.PathLike[str] | str", what: str, if_missing: str)
         raise ConfigError(f"{path}: {what} not found ({if_missing})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read {what}: {e}") from None
+
+
+class OutputError(ProfilerError):
+    """An output file cannot be written (a folder, a missing parent folder, a full disk)."""

@@ -183,9 +183,22 @@ class TiktokenTokenizer:
         return self._enc.encode_ordinary(text)
 
     def decode(self, ids: Sequence[int]) -> str:
+        # Runs of ordinary ids are decoded together: a character split over two tokens (an emoji,
+        # most non-Latin text) would otherwise decode as two U+FFFD halves.
         n = self._enc.n_vocab
-        return "".join(
-            self._enc.decode([i]) if i < n else ("<|im_start|>" if i == n else "<|im_end|>") for i in ids)
+        parts: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            if i < n:
+                run.append(i)
+                continue
+            if run:
+                parts.append(self._enc.decode(run))
+                run = []
+            parts.append("<|im_start|>" if i == n else "<|im_end|>")
+        if run:
+            parts.append(self._enc.decode(run))
+        return "".join(parts)
 
     @property
     def vocab_size(self) -> int:

@@ -177,11 +177,9 @@ def test_unknown_cost_fails_unless_allowed(project, capsys):
     assert run_cli("check", project / "unpriced.jsonl", "--budget", path, "--allow-unknown-cost") == 0
 
 
-def test_baseline_refuses_to_overwrite_without_force(project, capsys):
-    code = run_cli("baseline", project / "after.jsonl", "-o", project / "baseline.json")
-    assert code == 2
-    assert "pass --force" in capsys.readouterr().err
-    assert run_cli("baseline", project / "after.jsonl", "-o", project / "baseline.json", "--force") == 0
+def test_baseline_replaces_an_existing_file(project, capsys):
+    # GIVEN an existing baseline WHEN a new one is recorded to the same path THEN it replaces it
+    assert run_cli("baseline", project / "after.jsonl", "-o", project / "baseline.json") == 0
     data = json.loads((project / "baseline.json").read_text())
     assert data["workflows"]["support-agent"]["metrics"]["steps_per_run"]["max"] == 5.0
 

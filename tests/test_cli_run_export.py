@@ -93,9 +93,9 @@ def test_export_otlp_round_trips_a_recorded_trace(tmp_path: Path, fake_api) -> N
     result = ctxprof("export", str(trace_path), "--format", "otlp", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert f"Wrote {out}" in result.stderr
-    # Refuses to overwrite without --force.
-    again = ctxprof("export", str(trace_path), "-o", str(out))
-    assert again.returncode == 2 and "--force" in again.stderr
+    # Run again, it replaces the file (the one overwrite rule).
+    again = ctxprof("export", str(trace_path), "--format", "otlp", "-o", str(out))
+    assert again.returncode == 0, again.stderr
     original, back = load_trace(trace_path), import_otlp(out)
     assert [s.to_dict()["prompt"] for s in back.steps] == [s.to_dict()["prompt"] for s in original.steps]
     assert [s.usage for s in back.steps] == [s.usage for s in original.steps]

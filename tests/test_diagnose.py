@@ -291,6 +291,10 @@ def test_cli_diagnose_json(tmp_path, capsys):
 def test_cli_diagnose_table_to_a_file(tmp_path, capsys):
     path, report = tmp_path / "t.jsonl", tmp_path / "out" / "report.txt"
     write_trace(conversation(lambda i: f"Now: 2025-11-24T16:0{i}:00Z\n{DOC}"), path)
+    # A missing folder is an error, not created behind the user's back
+    assert _cli(["diagnose", str(path), "-o", str(report)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    report.parent.mkdir()
     assert _cli(["diagnose", str(path), "-o", str(report)]) == 0
     text = report.read_text()
     assert "dynamic_value" in text and "fix:" in text and "timestamp" in text

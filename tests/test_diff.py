@@ -107,7 +107,7 @@ def test_cli_formats(traces, capsys, monkeypatch):
     # markdown
     assert run_cli("diff", a, b, "--format", "markdown") == 0
     md = capsys.readouterr().out
-    assert "#### workflow `support-agent`" in md
+    assert "#### workflow support-agent" in md
     assert "| act #2 | 0 / 2 | - -> 530 (added) |" in md
 
 

@@ -42,14 +42,22 @@ def test_import_writes_a_loadable_trace_and_says_so(tmp_path, capsys):
     assert "reconstructed" in trace.header.attributes
 
 
-def test_refuses_to_overwrite_without_force(tmp_path, capsys):
+def test_output_is_replaced_on_success_and_kept_on_failure(tmp_path, capsys):
+    # GIVEN an existing output file
     out = tmp_path / "t.jsonl"
     out.write_text("keep me")
-    assert run_cli(["import", "swe-agent", str(MINI), "-o", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
+    bad = tmp_path / "x.traj"
+    bad.write_text("{oops")
+    # WHEN an import fails THEN the old file is untouched and no temporary file is left
+    assert run_cli(["import", "swe-agent", str(bad), "-o", str(out)]) == 2
     assert out.read_text() == "keep me"
-    assert run_cli(["import", "swe-agent", str(MINI), "-o", str(out), "--force"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl", "x.traj"]
+    # WHEN it succeeds (twice, as a README example is run again) THEN the file is replaced
+    assert run_cli(["import", "swe-agent", str(MINI), "-o", str(out)]) == 0
+    assert run_cli(["import", "swe-agent", str(MINI), "-o", str(out)]) == 0
     assert len(load_trace(out).steps) == 3
+    # AND --force is still accepted (scripts written for older versions)
+    assert run_cli(["import", "swe-agent", str(MINI), "-o", str(out), "--force"]) == 0
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

@@ -48,14 +48,13 @@ def test_markdown_on_standard_output_by_default(trace_file, capsys):
     assert "Wrote" not in captured.err
 
 
-def test_refuses_to_overwrite_without_force(trace_file, tmp_path, capsys):
+def test_an_existing_output_is_replaced(trace_file, tmp_path, capsys):
+    # GIVEN an existing file WHEN a report is written to it THEN it is replaced, with no temporary left
     out = tmp_path / "r.md"
-    out.write_text("keep me")
-    assert run_cli("report", str(trace_file), "-o", str(out)) == 2
-    assert "--force" in capsys.readouterr().err
-    assert out.read_text() == "keep me"
-    assert run_cli("report", str(trace_file), "-o", str(out), "--force") == 0
+    out.write_text("old")
+    assert run_cli("report", str(trace_file), "-o", str(out)) == 0
     assert out.read_text().startswith("## ctxprof report")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_unknown_suffix_is_a_usage_error(trace_file, tmp_path, capsys):

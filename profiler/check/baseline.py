@@ -8,7 +8,6 @@ this ctxprof, or holds a malformed field raises `ConfigError` naming the file an
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +62,7 @@ class Baseline:
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "<baseline>") -> "Baseline":
         def bad(field_name: str, message: str) -> ConfigError:
             return ConfigError(f"{source}: field '{field_name}': {message} (write a new baseline with "
-                               "`ctxprof baseline TRACE... -o baseline.json --force`)")
+                               "`ctxprof baseline TRACE... -o baseline.json`)")
 
         if not isinstance(d, Mapping) or d.get("schema") != BASELINE_SCHEMA:
             found = d.get("schema") if isinstance(d, Mapping) else type(d).__name__
@@ -99,22 +98,40 @@ class Baseline:
             runs = w.get("runs", 0)
             workflows[name] = BaselineWorkflow(runs=int(runs) if isinstance(runs, int) else 0,
                                                metrics=metrics)
-        return cls(workflows=workflows, scope=str(options.get("scope", "run")),
-                   block_size=int(options.get("block_size", 16)),
-                   min_repeat=int(options.get("min_repeat", 32)),
-                   traces=tuple(str(t) for t in d.get("traces") or ()),
-                   created_unix_s=d.get("created_unix_s"), ctxprof_version=d.get("ctxprof_version"),
-                   source=source)
+        scope = options.get("scope", "run")
+        if scope not in ("run", "global"):
+            raise bad("options.scope", f"expected 'run' or 'global', got {scope!r}")
+        sizes = {}
+        for key, default in (("block_size", 16), ("min_repeat", 32)):
+            value = options.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(f"options.{key}", f"expected a positive integer, got {value!r}")
+            sizes[key] = value
+        traces = d.get("traces") or ()
+        if not isinstance(traces, (list, tuple)):
+            raise bad("traces", "expected a list of paths")
+        created = d.get("created_unix_s")
+        if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
+            raise bad("created_unix_s", f"expected a number, got {created!r}")
+        version_made = d.get("ctxprof_version")
+        return cls(workflows=workflows, scope=scope, block_size=sizes["block_size"],
+                   min_repeat=sizes["min_repeat"], traces=tuple(str(t) for t in traces),
+                   created_unix_s=created,
+                   ctxprof_version=None if version_made is None else str(version_made), source=source)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Baseline":
         path = Path(path)
         text = read_config_text(path, "baseline", f"write one with `ctxprof baseline TRACE... -o {path}`")
+        from profiler.errors import TraceFormatError
+        from profiler.trace.io import parse_json
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (write a new baseline with "
-                              "`ctxprof baseline TRACE... -o baseline.json --force`)") from None
+            data = parse_json(text, path=None, line=None)
+        except TraceFormatError as e:
+            where = f"{path}:{e.line}" if e.line is not None else str(path)
+            raise ConfigError(f"{where}: invalid JSON: {e.reason} (write a new baseline with "
+                              "`ctxprof baseline TRACE... -o baseline.json`)") from None
         return cls.from_dict(data, source=str(path))
 
 

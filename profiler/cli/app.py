@@ -8,14 +8,15 @@ input (never a traceback for a user mistake).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from profiler import __version__
 from profiler.errors import CheckFailed, ProfilerError
+from profiler.safe_text import console as safe_console
 
 app = typer.Typer(
     name="ctxprof",
@@ -41,7 +42,8 @@ COMMAND_MODULES = [
     "profiler.cli.diagnose_cmd",
 ]
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Error messages quote trace data (names, paths): shown as data, never markup or raw escapes.
+err_console = safe_console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -54,8 +56,16 @@ def _version(value: bool) -> None:
 def _root(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
+    max_line_mb: Optional[float] = typer.Option(
+        None, "--max-line-mb", min=0.001,
+        help="Longest input line to accept, in MiB (default 64; also $CTXPROF_MAX_LINE_MB)."),
 ) -> None:
     """Measure, price and diagnose redundant context in multi-step LLM workflows."""
+    if max_line_mb is not None:
+        from profiler.trace.io import MAX_LINE_ENV
+
+        # The readers take the limit from the environment, so it reaches every reader in this process.
+        os.environ[MAX_LINE_ENV] = repr(max_line_mb)
 
 
 def _register() -> None:
@@ -83,6 +93,21 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     _register()
+    # `--max-line-mb` reaches the readers through the environment; restore it afterwards so a main()
+    # called in-process (tests, notebooks) leaves no setting behind.
+    from profiler.trace.io import MAX_LINE_ENV
+
+    saved_limit = os.environ.get(MAX_LINE_ENV)
+    try:
+        _main(argv)
+    finally:
+        if saved_limit is None:
+            os.environ.pop(MAX_LINE_ENV, None)
+        else:
+            os.environ[MAX_LINE_ENV] = saved_limit
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         # With standalone_mode=False, click returns the code of a `typer.Exit(code)` instead of exiting.
         code = app(args=argv, prog_name="ctxprof", standalone_mode=False)
@@ -106,4 +131,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as e:
+        from profiler.optional import missing_dependency_error
+
+        error = missing_dependency_error(e)
+        if error is None:
+            raise
+        err_console.print(f"ctxprof: error: {error}", markup=False)
+        sys.exit(2)
+    except RecursionError:
+        # The readers refuse JSON nested deeper than profiler.trace.io.MAX_NESTING_DEPTH; this catches
+        # any other path that recursed too deep, still as unusable input rather than a traceback.
+        err_console.print("ctxprof: error: the input is nested too deeply to process", markup=False)
+        sys.exit(2)
     sys.exit(0)

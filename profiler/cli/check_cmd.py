@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from profiler.safe_text import console as safe_console
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
@@ -28,6 +28,7 @@ from profiler.cli.common import (
     Pricing,
     Scope,
     analyze_inputs,
+    check_output,
     output_stream,
     profile_options,
     wrote,
@@ -111,7 +112,7 @@ def check_command(
 
     # Without a terminal (CI logs) rich would wrap the table at 80 columns.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    Console(highlight=False, width=160 if wide else None).print(check_table(result))
+    safe_console(highlight=False, width=160 if wide else None).print(check_table(result))
     if markdown is not None:
         with output_stream(markdown) as stream:
             write_markdown(result, stream)
@@ -154,8 +155,7 @@ def baseline_command(
     from profiler.check import make_baseline
     from profiler.reporters.console import write_json
 
-    if output is not None and str(output) != "-" and output.exists() and not force:
-        raise ConfigError(f"{output} exists; pass --force to overwrite the baseline")
+    check_output(output)
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
                               pricing=pricing, price_file=price_file, prices=prices,
                               engine=engine, address=address)
@@ -164,7 +164,7 @@ def baseline_command(
     baseline = make_baseline(analysis, created_unix_s=time.time())
     if not baseline.workflows:
         raise ConfigError("the traces hold no runs; nothing to record as a baseline")
-    with output_stream(output, force=True) as stream:
+    with output_stream(output) as stream:
         write_json(baseline.to_dict(), stream)
     if output is not None and str(output) != "-":
         runs = sum(w.runs for w in baseline.workflows.values())

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 import typer
 
@@ -50,7 +49,9 @@ ADDRESS_OPT = typer.Option(None, "--address",
                            help="With --engine ray: the cluster's address ('auto', 'ray://host:10001'); "
                                 "default: start a local one.")
 OUTPUT_OPT = typer.Option(None, "-o", "--output", help="Write to this file instead of standard output.")
-FORCE_OPT = typer.Option(False, "--force", help="Overwrite the output file if it exists.")
+# `-o` always replaces an existing file (written beside it, then renamed); --force is kept, hidden, so
+# scripts written for older versions still run.
+FORCE_OPT = typer.Option(False, "--force", hidden=True, help="Accepted for compatibility; -o overwrites.")
 
 
 def load_all(paths: list[Path]) -> list[Trace]:
@@ -93,25 +94,28 @@ def analyze_inputs(paths: list[Path], options: ProfileOptions, *,
     return options.analyze(loaded, price=price), loaded
 
 
-@contextlib.contextmanager
-def output_stream(path: Optional[Path], force: bool = True) -> Iterator[IO[str]]:
-    """Standard output, or a file (refusing to overwrite one unless `force`)."""
-    if path is None or str(path) == "-":
-        yield sys.stdout
-        return
-    if path.exists() and not force:
-        raise ProfilerError(f"{path} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        yield f
+def output_stream(path: Optional[Path]) -> "contextlib.AbstractContextManager[IO[str]]":
+    """Standard output, or a file written whole or not at all (`profiler.output`: the one overwrite
+    rule, `-o` replaces an existing file)."""
+    from profiler.output import open_output
+
+    return open_output(path)
+
+
+def check_output(path: Optional[Path]) -> None:
+    """Refuse an unwritable `-o` target (a folder, a missing folder) before doing any work."""
+    if path is not None and str(path) != "-":
+        from profiler.output import check_target
+
+        check_target(path)
 
 
 def table_console(stream: IO[str], **kwargs) -> "Console":
     """A rich console for tables: a terminal keeps its width; a pipe or a file gets room for every
     column (rich would otherwise assume 80 columns and cut numbers short)."""
-    from rich.console import Console
+    from profiler.safe_text import console
 
-    return Console(file=stream, width=None if stream.isatty() else 160, **kwargs)
+    return console(file=stream, width=None if stream.isatty() else 160, **kwargs)
 
 
 def wrote(path: Optional[Path]) -> None:

@@ -51,7 +51,7 @@ def export_command(
     from profiler.importers.otel import export_otlp
 
     doc = export_otlp(loaded)
-    with output_stream(output, force=force) as stream:
+    with output_stream(output) as stream:
         json.dump(doc, stream, ensure_ascii=False, indent=1)
         stream.write("\n")
     wrote(output)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from profiler.cli.app import app
+from profiler.cli.app import app, err_console
+from profiler.cli.common import FORCE_OPT, check_output
 from profiler.errors import ProfilerError
 from profiler.importers.registry import formats, import_sources
+from profiler.output import atomic_path
 from profiler.trace.io import write_trace
 
 
@@ -23,7 +23,7 @@ def import_command(
     sources: list[Path] = typer.Argument(..., metavar="SOURCE...",
                                          help="Files or folders (folders are walked).", show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Trace file to write (.jsonl or .jsonl.gz)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+    force: bool = FORCE_OPT,
     run_key: Optional[str] = typer.Option(
         None, "--run-key", help="openai-log: dotted path of the field that names a call's run "
                                 "(e.g. metadata.session_id); without it, calls are grouped by prefix "
@@ -50,20 +50,12 @@ def import_command(
     """
     if fmt not in formats():
         raise ProfilerError(f"unknown format {fmt!r}; use one of {', '.join(sorted(formats()))}")
-    if output.exists() and not force:
-        raise ProfilerError(f"{output} exists; pass --force to overwrite it")
+    check_output(output)
     options = {"run_key": run_key, "window_s": window_s, "tools": tools, "include_user": include_user,
                "model": model, "user_model": user_model}
     trace = import_sources(fmt, sources, options)
-    # Write beside the target and move into place, so a failure never leaves half a trace behind.
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ctxprof-import-", suffix=output.name, dir=output.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
+    for w in trace.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    with atomic_path(output) as tmp:
         write_trace(trace, tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     typer.echo(f"Wrote {output} ({len(trace.runs)} runs, {len(trace.steps)} steps)", err=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from profiler.safe_text import console as safe_console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -113,6 +113,7 @@ def replay_command(
         _finish(result, as_json, output)
         return
     import torch
+    import transformers  # noqa: F401  (checked here: a missing one is one line before any work)
 
     if cpu_threads is not None:
         torch.set_num_threads(cpu_threads)
@@ -145,7 +146,7 @@ def _finish(result, as_json: bool, output: Optional[Path]) -> None:
     if as_json:
         write_json(result.to_dict(), typer.get_text_stream("stdout"))
     else:
-        print_replay(result, Console())
+        print_replay(result, safe_console())
     if output is not None:
         with output_stream(output) as stream:
             write_json(result.to_dict(), stream)

@@ -24,6 +24,7 @@ from profiler.cli.common import (
     Scope,
     analyze_inputs,
     load_all,
+    check_output,
     output_stream,
     profile_options,
     wrote,
@@ -84,10 +85,8 @@ def report_command(
     """
     from profiler.report import build_report_data, render
 
+    check_output(output)  # before the analysis, so a bad target costs nothing
     kind = report_format(fmt, output)
-    if output is not None and str(output) != "-" and output.exists() and not force:
-        # Checked before the analysis, so a refused overwrite costs nothing.
-        raise ProfilerError(f"{output} exists; pass --force to overwrite it")
     if kind == "html":
         _require_plotly()
     from profiler.pricing import PriceTable
@@ -107,7 +106,7 @@ def report_command(
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}
-    with output_stream(output, force=force) as stream:
+    with output_stream(output) as stream:
         render(data, stream, kind, **options)
     wrote(output)
 

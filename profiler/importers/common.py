@@ -7,9 +7,10 @@ line (for JSON, the line the decoder stopped at) and the field, with what to do 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
+import zlib
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from profiler.errors import TraceFormatError
 from profiler.tokens import render_content
+from profiler.trace.io import iter_lines, open_input, parse_json, read_error
 from profiler.trace.model import Run, Step, Trace, TraceHeader
 
 PathLike = str | os.PathLike[str]
@@ -57,40 +59,73 @@ def walk(sources: PathLike | Iterable[PathLike], suffixes: Sequence[str]) -> lis
     return out
 
 
-def read_json(path: Path) -> Any:
-    """Parse a whole JSON file; a syntax error names its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TraceFormatError("is not UTF-8 text", path=path) from None
-    except OSError as e:
-        raise TraceFormatError(f"cannot be read ({e.strerror or e})", path=path) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TraceFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno,
-                               hint="the importer expects one JSON document in this file") from None
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """`(line_number, value)` for each non-blank line of a JSON Lines file."""
-    try:
-        f = open(path, encoding="utf-8")
-    except OSError as e:
-        raise TraceFormatError(f"cannot be read ({e.strerror or e})", path=path) from None
-    with f:
+def read_text(path: Path) -> str:
+    """A whole UTF-8 (or `.gz`) source file as text; every failure a `TraceFormatError`."""
+    with open_input(path) as f:
         try:
-            for lineno, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(raw)
-                except json.JSONDecodeError as e:
-                    raise TraceFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path=path,
-                                           line=lineno,
-                                           hint="each line must be one JSON object") from None
-        except UnicodeDecodeError:
-            raise TraceFormatError("is not UTF-8 text", path=path) from None
+            return f.read()
+        except (UnicodeDecodeError, EOFError, zlib.error, OSError) as e:
+            raise read_error(path, e) from None
+
+
+def read_json(path: Path, *, hint: str = "the importer expects one JSON document in this file") -> Any:
+    """Parse a whole JSON file; a syntax error names its line, an empty file says so."""
+    text = read_text(path)
+    if not text.strip():
+        raise TraceFormatError("is empty", path=path, hint=hint)
+    return parse_json(text, path=path, line=None, hint=hint)
+
+
+def iter_jsonl(path: Path, warnings: list[str] | None = None, *,
+               hint: str = "each line must be one JSON value") -> Iterator[tuple[int, Any]]:
+    """`(line_number, value)` for each non-blank line of a JSON Lines file, read as the trace reader
+    reads (`profiler.trace.io.iter_lines`: streamed, line length and nesting limited): a torn last
+    line is skipped and described in `warnings`; a file with no lines is an error."""
+    pending: tuple[int, str] | None = None
+    seen = False
+    for lineno, raw in iter_lines(path):
+        if pending is not None:
+            yield pending[0], parse_json(pending[1], path=path, line=pending[0], hint=hint)
+            pending = None
+        if not raw.strip():
+            continue
+        seen = True
+        if not raw.endswith("\n"):
+            pending = (lineno, raw)
+            continue
+        yield lineno, parse_json(raw, path=path, line=lineno, hint=hint)
+    if pending is not None:
+        try:
+            value = parse_json(pending[1], path=path, line=pending[0], hint=hint)
+        except TraceFormatError:
+            if warnings is not None:
+                warnings.append(f"{path}:{pending[0]}: last line is incomplete (torn write); skipped it")
+            return
+        yield pending[0], value
+    elif not seen:
+        raise TraceFormatError("is empty", path=path, hint=hint)
+
+
+@contextlib.contextmanager
+def unexpected_structure(fmt: str, paths: Sequence[Path]) -> Iterator[None]:
+    """Turn the errors an importer raises on a value of the wrong shape that it did not check itself
+    (a string where it expects an object, a missing key) into one `TraceFormatError` naming the file.
+    Importers still check the fields they read with `require` (file, line and field); this is the net
+    for the rest, so malformed input never ends in a traceback."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError) as e:
+        where = paths[0] if len(paths) == 1 else None
+        names = "" if where is not None else " (" + ", ".join(str(p) for p in paths[:3]) + ")"
+        from profiler.safe_text import excerpt, visible
+
+        raise TraceFormatError(
+            f"does not have the structure of a {fmt} file{names}: "
+            f"{type(e).__name__}: {excerpt(visible(e), 200)}", path=where,
+            hint=f"check that it is a {fmt} file; see docs/importing.md") from None
+    except RecursionError:
+        raise TraceFormatError("nests too deeply to import", path=paths[0] if len(paths) == 1 else None,
+                               hint="see the input limits in docs/trace-format.md") from None
 
 
 def require(d: Any, key: str, types: type | tuple[type, ...], *, path: Path, line: int | None = None,

@@ -18,13 +18,14 @@ What this grouping reconstructs is recorded in the header's `attributes["reconst
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from profiler.errors import TraceFormatError
+from profiler.importers.common import iter_jsonl
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
 
 MOONCAKE_BLOCK_SIZE = 512
@@ -82,20 +83,10 @@ def import_mooncake(path: str | os.PathLike[str], *, block_size: int = MOONCAKE_
     source = Path(path)
     rid = run_id or source.name.split(".")[0]
     steps: list[Step] = []
-    try:
-        handle = open(source, encoding="utf-8")
-    except OSError as e:
-        raise TraceFormatError(f"cannot read: {e.strerror}", path=source) from None
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise TraceFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path=source,
-                                       line=lineno) from None
-            steps.append(_record_to_step(record, source, lineno, rid, block_size))
+    warnings: list[str] = []
+    for lineno, record in iter_jsonl(source, warnings,
+                                     hint="a Mooncake trace is JSON Lines with hash_ids and input_length"):
+        steps.append(_record_to_step(record, source, lineno, rid, block_size))
     header = TraceHeader(
         producer="mooncake",
         content_level="hashes",
@@ -111,4 +102,5 @@ def import_mooncake(path: str | os.PathLike[str], *, block_size: int = MOONCAKE_
         },
     )
     run = Run(run_id=rid, workflow="mooncake", start_unix_s=0.0)
-    return Trace.from_steps(steps, header=header, runs=[run], path=str(source))
+    trace = Trace.from_steps(steps, header=header, runs=[run], path=str(source))
+    return replace(trace, warnings=tuple(warnings))

@@ -567,8 +567,9 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
     roots = as_paths(sources)
     files = walk(roots, (".jsonl", ".ndjson"))
     calls: list[LoggedCall] = []
+    warnings: list[str] = []  # torn last lines, skipped as the trace reader skips them
     for file in files:
-        for line, record in iter_jsonl(file):
+        for line, record in iter_jsonl(file, warnings):
             calls.append(parse_record(record, path=file, line=line, run_key=run_key))
     if not calls:
         raise TraceFormatError("holds no log records", path=roots[0], hint=HINT)
@@ -635,7 +636,7 @@ def import_openai_logs(sources: PathLike | Iterable[PathLike], *, run_key: str |
                          window_s=window_s,
                          notes=[f"{missing_usage} of {len(calls)} call(s) carry no usage"]
                          if missing_usage else None)
-    return build_trace(steps, runs, header)
+    return replace(build_trace(steps, runs, header), warnings=tuple(warnings))
 
 
 __all__ = ["LoggedCall", "calls_to_steps", "group_by_continuation", "import_openai_logs", "parse_record",

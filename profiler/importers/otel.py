@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from profiler.errors import TraceFormatError
-from profiler.importers.common import walk
+from profiler.importers.common import iter_jsonl, read_text, walk
+from profiler.trace.io import parse_json
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
 
 LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "completion")
@@ -183,25 +184,17 @@ def _message_to_parts(message: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- import -----------------------------------------------------------------------------------------
 def _iter_requests(path: Path) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    hint = "give an OTLP JSON file (resourceSpans)"
+    text = read_text(path)
+    if not text.strip():
+        raise TraceFormatError("is empty", path=path, hint=hint)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TraceFormatError("no such file", path=path, hint="check the path") from None
-    except UnicodeDecodeError:
-        raise TraceFormatError("is not UTF-8 text", path=path, hint="OTLP JSON is UTF-8") from None
-    try:
-        doc = json.loads(text)
-        docs: list[tuple[int | None, Any]] = [(None, doc)]
-    except json.JSONDecodeError:
-        docs = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                docs.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise TraceFormatError(f"not JSON ({e.msg})", path=path, line=lineno,
-                                       hint="give an OTLP JSON file (resourceSpans)") from None
+        docs: list[tuple[int | None, Any]] = [(None, parse_json(text, path=path, line=None, hint=hint))]
+    except TraceFormatError as whole:
+        # Not one JSON document: maybe JSON Lines (one export request per line), as file exporters write.
+        if "\n" not in text.strip():
+            raise whole from None
+        docs = [(lineno, value) for lineno, value in iter_jsonl(path, hint=hint)]
     for lineno, d in docs:
         if not isinstance(d, dict) or not isinstance(d.get("resourceSpans"), list):
             raise TraceFormatError("not OTLP JSON: expected an object with 'resourceSpans'", path=path,

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from profiler.errors import ConfigError, TraceFormatError
 from profiler.importers import IMPORTERS
-from profiler.importers.common import PathLike, as_paths, merge_traces
+from profiler.importers.common import PathLike, as_paths, merge_traces, unexpected_structure
 from profiler.trace.model import Trace
 
 # Files a single-path importer is given when a folder is walked for it.
@@ -82,9 +82,13 @@ def import_sources(name: str, sources: PathLike | Iterable[PathLike],
     paths = as_paths(sources)
     first = next(iter(inspect.signature(fn).parameters), "")
     if first == "sources":
-        return fn(paths, **given)
+        with unexpected_structure(name, paths):
+            return fn(paths, **given)
     files = _walk_data_files(paths)
-    traces = [fn(f, **given) for f in files]
+    traces = []
+    for f in files:
+        with unexpected_structure(name, [f]):
+            traces.append(fn(f, **given))
     stems = [f.stem for f in files]
     labels = stems if len(set(stems)) == len(stems) else [f.as_posix() for f in files]
     return merge_traces(traces, labels=labels)

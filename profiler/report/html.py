@@ -3,8 +3,9 @@
 `render_html(data, stream, cdn=False)` writes a page with plotly.js embedded from the installed plotly
 package (or, with `cdn=True`, linked from cdn.plot.ly), the figures of `profiler.figures` as JSON, and
 tables. Every piece of text that comes from a trace (run ids, step names, models, prompt excerpts in
-the diagnosis) goes through `html.escape`; the figure JSON escapes `<`, `>` and `&` as `\\u003c` etc.,
-so neither `</script>` nor `<!--` inside a prompt can end the script element it sits in.
+the diagnosis) goes through `profiler.safe_text.html_text` (control characters shown escaped, then
+HTML-escaped); the figure JSON escapes `<`, `>` and `&` as `\\u003c` etc., so neither `</script>`
+nor `<!--` inside a prompt can end the script element it sits in.
 
 The page reports its own health for tests and users: a script error is written into an element with
 id `ctxprof-errors`, and once every chart is drawn `<body>` gets `data-charts-rendered="N"`.
@@ -12,7 +13,6 @@ id `ctxprof-errors`, and once every chart is drawn `<body>` gets `data-charts-re
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -27,6 +27,7 @@ from profiler.report.data import (
     step_label,
 )
 from profiler.reporters import fmt as _fmt
+from profiler.safe_text import html_text, visible
 
 # Per-step table rows in the page; the JSON report has them all.
 MAX_TABLE_ROWS = 2000
@@ -46,7 +47,19 @@ SECTIONS = (
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    return "" if value is None else html_text(value)
+
+
+def _visible_strings(obj: Any) -> Any:
+    """`obj` (a figure as JSON-able data) with every string passed through `visible`: chart labels
+    are trace names, and the browser would otherwise draw their control and bidi characters."""
+    if isinstance(obj, str):
+        return visible(obj)
+    if isinstance(obj, dict):
+        return {k: _visible_strings(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_visible_strings(v) for v in obj]
+    return obj
 
 
 def script_json(obj: Any) -> str:
@@ -142,7 +155,7 @@ def render_html(data: ReportData, stream: IO[str], *, cdn: bool = False) -> None
     figures = {}
     for key, fig in all_figures(data).items():
         fig.update_layout(title=None)  # the section heading names it
-        figures[key] = fig.to_plotly_json()
+        figures[key] = _visible_strings(fig.to_plotly_json())
     w = stream.write
     w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
     w("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")

@@ -9,6 +9,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import IO, TYPE_CHECKING
 
+from profiler.safe_text import markdown_cell, visible
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -86,6 +88,7 @@ def _baseline_cell(result: "CheckResult", row: "CheckRow") -> str:
 
 def check_table(result: "CheckResult") -> "Table":
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"ctxprof check: {summary_line(result)}", title_justify="left")
     for name, justify in (("workflow", "left"), ("metric", "left"), ("baseline", "right"),
@@ -97,12 +100,12 @@ def check_table(result: "CheckResult") -> "Table":
         verdict = row.verdict if row.verdict != "fail" else "FAIL"
         table.add_row(row.workflow, metric_label(row), _baseline_cell(result, row),
                       format_value(row.current, row.unit), format_change(row.change_ratio),
-                      format_limit(row), f"[{styles[row.verdict]}]{verdict}[/]")
+                      format_limit(row), Text(verdict, style=styles[row.verdict]))
     return table
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_cell(text)
 
 
 def write_markdown(result: "CheckResult", stream: IO[str]) -> None:
@@ -117,13 +120,15 @@ def write_markdown(result: "CheckResult", stream: IO[str]) -> None:
         stream.write("| workflow | metric | baseline | current | change | limit | verdict |\n")
         stream.write("|---|---|---:|---:|---:|---:|---|\n")
         for row in result.rows:
-            metric = f"**{row.metric}**" if row in result.failures else row.metric
+            metric = _md_cell(row.metric)
+            if row in result.failures:
+                metric = f"**{metric}**"
             if row.runs > 1:
-                metric += f" ({row.aggregate} of {row.runs} runs)"
-            cells = [row.workflow, metric, _baseline_cell(result, row),
-                     format_value(row.current, row.unit), format_change(row.change_ratio),
-                     format_limit(row), VERDICT_MARK[row.verdict]]
-            stream.write("| " + " | ".join(_md_cell(c) for c in cells) + " |\n")
+                metric += _md_cell(f" ({row.aggregate} of {row.runs} runs)")
+            cells = [_md_cell(row.workflow), metric] + [_md_cell(c) for c in (
+                _baseline_cell(result, row), format_value(row.current, row.unit),
+                format_change(row.change_ratio), format_limit(row))] + [VERDICT_MARK[row.verdict]]
+            stream.write("| " + " | ".join(cells) + " |\n")
         stream.write("\n")
     failures = result.failures
     if failures:
@@ -151,22 +156,23 @@ def write_junit(result: "CheckResult", stream: IO[str]) -> None:
                           failures=str(len(failures)), errors="0", skipped=str(len(skipped)))
     for row in result.rows:
         name = row.metric if row.kind == "budget" else f"{row.metric} vs baseline"
-        case = ET.SubElement(suite, "testcase", classname=f"ctxprof.{row.workflow}", name=name,
+        case = ET.SubElement(suite, "testcase", classname=visible(f"ctxprof.{row.workflow}"), name=visible(name),
                              time="0")
-        text = describe_row(row)
+        # XML 1.0 cannot hold control characters at all: they are shown escaped.
+        text = visible(describe_row(row), keep="\n")
         if row.limit_source:
             text += f"\nlimit: {row.limit_source}"
         if row in failures:
-            fail = ET.SubElement(case, "failure", message=describe_row(row), type=row.kind)
+            fail = ET.SubElement(case, "failure", message=visible(describe_row(row)), type=row.kind)
             fail.text = text
         elif row in skipped:
-            ET.SubElement(case, "skipped", message=describe_row(row))
+            ET.SubElement(case, "skipped", message=visible(describe_row(row)))
         else:
             out = ET.SubElement(case, "system-out")
             out.text = text
     if result.warnings:
         err = ET.SubElement(suite, "system-err")
-        err.text = "\n".join(result.warnings)
+        err.text = "\n".join(visible(w) for w in result.warnings)
     ET.indent(suites)
     stream.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     stream.write(ET.tostring(suites, encoding="unicode"))

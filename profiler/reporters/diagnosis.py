@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from profiler.diagnose import Diagnosis, Finding
+from profiler.safe_text import visible
 
 
 def _usd(v: float | None) -> str:
@@ -46,19 +47,20 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
         return
     console.print(diagnosis_table(diagnosis))
     for i, f in enumerate(diagnosis.findings, start=1):
+        # Text objects skip the console's string handling: trace data is made visible here.
         block = Text()
-        block.append(f"{i}. {f.kind} in {f.where}", style="bold")
-        block.append(f" -- {f.detail}\n")
+        block.append(visible(f"{i}. {f.kind} in {f.where}"), style="bold")
+        block.append(visible(f" -- {f.detail}") + "\n")
         source = f" (compared with {f.source_step_id})" if f.source_step_id else ""
-        block.append(f"   first: run {f.run_id}, step {f.step_id} (#{f.step_index}), token "
-                     f"{f.token_position:,}{source}\n")
+        block.append(visible(f"   first: run {f.run_id}, step {f.step_id} (#{f.step_index}), token "
+                             f"{f.token_position:,}{source}") + "\n")
         block.append("   before: ", style="dim")
-        block.append(f.before_text + "\n")
+        block.append(visible(f.before_text) + "\n")
         block.append("   now:    ", style="dim")
-        block.append(f.after_text + "\n")
+        block.append(visible(f.after_text) + "\n")
         block.append(f"   lost: {f.tokens_lost:,} tokens ({_usd(f.usd_lost)})\n")
         block.append("   fix: ", style="bold")
-        block.append(f.fix)
+        block.append(visible(f.fix))
         console.print(block)
     total = diagnosis.usd_lost
     console.print(f"{len(diagnosis.findings)} finding(s): {diagnosis.tokens_lost:,} prompt tokens could "

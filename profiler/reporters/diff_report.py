@@ -78,14 +78,17 @@ def print_diff(result: "DiffResult", console: "Console") -> None:
 
 
 def write_markdown(result: "DiffResult", stream: IO[str]) -> None:
-    stream.write(f"### ctxprof diff\n\nA: `{result.a}` · B: `{result.b}` (means per run; steps "
+    from profiler.safe_text import markdown_cell
+
+    stream.write(f"### ctxprof diff\n\nA: {markdown_cell(result.a)} · B: {markdown_cell(result.b)} "
+                 "(means per run; steps "
                  "matched by name and occurrence)\n\n")
     for wf in result.workflows:
-        stream.write(f"#### workflow `{wf.workflow}`\n\n")
+        stream.write(f"#### workflow {markdown_cell(wf.workflow)}\n\n")
         stream.write("| " + " | ".join(HEADERS) + " |\n")
         stream.write("|---|" + "---:|" * (len(HEADERS) - 1) + "\n")
         for i, row in enumerate((wf.total, *wf.steps)):
-            cells = [c.replace("|", "\\|") for c in row_cells(row)]
+            cells = [markdown_cell(c) for c in row_cells(row)]
             if i == 0:
                 cells[0] = f"**{cells[0]}**"
             stream.write("| " + " | ".join(cells) + " |\n")

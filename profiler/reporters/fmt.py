@@ -23,5 +23,7 @@ def shorten(text: str | None, limit: int) -> str:
     """One line of at most `limit` characters (newlines shown as the symbol ⏎)."""
     if text is None:
         return ""
-    flat = text.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", " ")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    from profiler.safe_text import excerpt, visible
+
+    flat = visible(text.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", " "))
+    return excerpt(flat, limit)

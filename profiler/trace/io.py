@@ -13,8 +13,10 @@ import gzip
 import io
 import json
 import os
+import re
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
@@ -39,6 +41,152 @@ def _open_text(path: Path, mode: str) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
     return open(path, mode, encoding="utf-8")
+
+
+# -- input limits (docs/trace-format.md, "Input limits") ---------------------------------------------
+# A line longer than this is refused before it is read whole, so one runaway line cannot take gigabytes.
+DEFAULT_MAX_LINE_MB = 64
+MAX_LINE_ENV = "CTXPROF_MAX_LINE_MB"
+# JSON nesting deeper than this is refused (real traces nest a few levels; Python recurses per level).
+MAX_NESTING_DEPTH = 100
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def max_line_chars() -> int:
+    """The longest line (in characters) readers accept: `$CTXPROF_MAX_LINE_MB` MiB (set by the
+    `--max-line-mb` option), default `DEFAULT_MAX_LINE_MB`."""
+    value = os.environ.get(MAX_LINE_ENV)
+    try:
+        mb = float(value) if value else DEFAULT_MAX_LINE_MB
+    except ValueError:
+        raise TraceFormatError(f"${MAX_LINE_ENV} must be a number of MiB, got {value!r}") from None
+    return max(1, int(mb * 1024 * 1024))
+
+
+def read_error(path: Path, e: BaseException, line: int | None = None) -> TraceFormatError:
+    """The `TraceFormatError` for an exception raised while reading `path` (decoding or decompressing)."""
+    if isinstance(e, UnicodeDecodeError):
+        return TraceFormatError(f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} cannot be decoded)",
+                                path=path, line=line,
+                                hint="give a UTF-8 JSON file; is it binary, or in another encoding?")
+    if isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)) or (
+            isinstance(e, OSError) and path.suffix == ".gz" and e.errno is None):
+        return TraceFormatError(f"is a corrupt or truncated gzip file ({e})", path=path, line=line,
+                                hint="copy or compress it again; `gzip -t FILE` checks it")
+    if isinstance(e, OSError):
+        return TraceFormatError(f"cannot be read ({e.strerror or e})", path=path, line=line)
+    return TraceFormatError(f"cannot be read ({e})", path=path, line=line)
+
+
+def open_input(path: str | os.PathLike[str]) -> IO[str]:
+    """Open a UTF-8 (or gzip-compressed `.gz`) input file for reading; failures are `TraceFormatError`s."""
+    path = Path(path)
+    try:
+        return _open_text(path, "r")
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", path=path, hint="check the path") from None
+    except IsADirectoryError:
+        raise TraceFormatError("is a directory, not a file", path=path,
+                               hint="give the file, or `ctxprof import` for folders") from None
+    except OSError as e:
+        raise read_error(path, e) from None
+
+
+def iter_lines(path: str | os.PathLike[str], *, max_chars: int | None = None
+               ) -> Iterator[tuple[int, str]]:
+    """`(line_number, text)` for each line of `path`, its newline kept (a last line without one is
+    maybe torn). Reads line by line, never more than `max_chars` (default `max_line_chars()`) at a
+    time; a longer line, undecodable text or a corrupt gzip stream is a `TraceFormatError`."""
+    path = Path(path)
+    limit = max_line_chars() if max_chars is None else max_chars
+    with open_input(path) as f:
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                raw = f.readline(limit + 1)
+            except (UnicodeDecodeError, EOFError, zlib.error, OSError) as e:
+                raise read_error(path, e, lineno) from None
+            if not raw:
+                return
+            if len(raw) > limit and not raw.endswith("\n"):
+                raise TraceFormatError(
+                    f"line is longer than {limit / (1024 * 1024):g} MiB", path=path, line=lineno,
+                    hint=f"if the file is right, raise the limit with `ctxprof --max-line-mb N ...` "
+                         f"(or ${MAX_LINE_ENV})")
+            yield lineno, raw
+
+
+def json_error_reason(e: json.JSONDecodeError) -> str:
+    """A JSON syntax error in words, telling a cut-off line from a malformed one."""
+    doc = e.doc
+    msg = e.msg[:-3] if e.msg.endswith(" at") else e.msg
+    rest = doc[e.pos:]
+    if not doc.strip():
+        return "not valid JSON (empty)"
+    if e.pos >= len(doc.rstrip()) or msg.startswith("Unterminated string") or (
+            msg.startswith("Invalid control character") and not rest.rstrip("\r\n")):
+        return "not valid JSON (it ends in the middle of a value: the line or file is truncated)"
+    return f"not valid JSON ({msg} at column {e.colno})"
+
+
+def _nesting_error(path: Path | None, line: int | None) -> TraceFormatError:
+    return TraceFormatError(f"JSON nests deeper than {MAX_NESTING_DEPTH} levels", path=path, line=line,
+                            hint="ctxprof reads traces nested at most that deep; flatten the attribute")
+
+
+def check_json_value(value: Any, raw: str, *, path: Path | None, line: int | None) -> None:
+    """Refuse what json.loads accepts but ctxprof cannot handle: nesting deeper than
+    `MAX_NESTING_DEPTH` and lone UTF-16 surrogates (`"\\ud800"`, not Unicode text). The walk runs only
+    when the raw text could hold either."""
+    deep = raw.count("[") + raw.count("{") > MAX_NESTING_DEPTH
+    surrogate = _SURROGATE_ESCAPE.search(raw) is not None
+    if not deep and not surrogate:
+        return
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_NESTING_DEPTH:
+                raise _nesting_error(path, line)
+            for k, v in node.items():
+                if surrogate:
+                    _check_text(k, path, line, where)
+                stack.append((v, depth + 1, f"{where}.{k}" if where else str(k)))
+        elif isinstance(node, list):
+            if depth > MAX_NESTING_DEPTH:
+                raise _nesting_error(path, line)
+            for i, v in enumerate(node):
+                stack.append((v, depth + 1, f"{where}[{i}]"))
+        elif surrogate and isinstance(node, str):
+            _check_text(node, path, line, where)
+
+
+def _check_text(text: str, path: Path | None, line: int | None, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        from profiler.safe_text import visible
+
+        raise TraceFormatError(
+            f"holds a lone UTF-16 surrogate ({visible(text[e.start])}), which is not Unicode text",
+            path=path, line=line, field=visible(where) or None,
+            hint="fix the program that wrote it, or replace the escape with \\ufffd") from None
+
+
+def parse_json(raw: str, *, path: Path | None, line: int | None, hint: str | None = None,
+               first_line: int = 1) -> Any:
+    """`json.loads(raw)` checked by `check_json_value`; every failure a `TraceFormatError` naming
+    `path` and the line (`first_line` is the file line `raw` starts on)."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        where = line if line is not None else first_line + e.lineno - 1
+        raise TraceFormatError(json_error_reason(e), path=path, line=where, hint=hint) from None
+    except RecursionError:
+        raise _nesting_error(path, line) from None
+    check_json_value(value, raw, path=path, line=line)
+    return value
 
 
 def _dumps(record: Mapping[str, Any]) -> str:
@@ -189,63 +337,45 @@ def iter_records(path: str | os.PathLike[str],
     if is_parquet(path):
         yield from iter_parquet_records(path)
         return
-    try:
-        f = _open_text(path, "r")
-    except FileNotFoundError:
-        raise TraceFormatError("no such file", path=path, hint="check the path") from None
-    except IsADirectoryError:
-        raise TraceFormatError("is a directory, not a trace file", path=path) from None
-    with f:
-        version = SCHEMA_VERSION
-        header_seen = False
-        pending: tuple[int, str] | None = None
-        lines = enumerate(f, start=1)
-        try:
-            for lineno, raw in lines:
-                if pending is not None:
-                    yield _decode(path, *pending, version=version)
-                    pending = None
-                if not raw.strip():
-                    continue
-                if not header_seen:
-                    try:
-                        record = json.loads(raw)
-                    except json.JSONDecodeError:
-                        raise TraceFormatError(
-                            "not JSON: a trace file is JSON Lines starting with a ctxprof header",
-                            path=path, line=lineno,
-                            hint="to bring in traces from other tools, use `ctxprof import`") from None
-                    header = _parse_header(record, path, lineno)
-                    version = header.schema_version
-                    header_seen = True
-                    yield lineno, _migrate(record, version)
-                    continue
-                if not raw.endswith("\n"):
-                    pending = (lineno, raw)  # maybe torn: decide once we know it is the last line
-                    continue
-                yield _decode(path, lineno, raw, version=version)
-        except UnicodeDecodeError:
-            raise TraceFormatError("is not UTF-8 text", path=path,
-                                   hint="a trace file is UTF-8 JSON Lines") from None
-        except (EOFError, gzip.BadGzipFile, OSError) as e:
-            if isinstance(e, (FileNotFoundError, PermissionError)):
-                raise
-            raise TraceFormatError(f"cannot be read ({e})", path=path) from None
+    version = SCHEMA_VERSION
+    header_seen = False
+    pending: tuple[int, str] | None = None
+    for lineno, raw in iter_lines(path):
         if pending is not None:
-            lineno, raw = pending
+            yield _decode(path, *pending, version=version)
+            pending = None
+        if not raw.strip():
+            continue
+        if not header_seen:
             try:
-                yield _decode(path, lineno, raw, version=version)
-            except TraceFormatError:
-                if warnings is not None:
-                    warnings.append(f"{path}:{lineno}: last line is incomplete (torn write); skipped it")
+                record = parse_json(raw, path=path, line=lineno)
+            except TraceFormatError as e:
+                if not e.reason.startswith("not valid JSON"):
+                    raise
+                raise TraceFormatError(
+                    "not JSON: a trace file is JSON Lines starting with a ctxprof header",
+                    path=path, line=lineno,
+                    hint="to bring in traces from other tools, use `ctxprof import`") from None
+            header = _parse_header(record, path, lineno)
+            version = header.schema_version
+            header_seen = True
+            yield lineno, _migrate(record, version)
+            continue
+        if not raw.endswith("\n"):
+            pending = (lineno, raw)  # maybe torn: decide once we know it is the last line
+            continue
+        yield _decode(path, lineno, raw, version=version)
+    if pending is not None:
+        lineno, raw = pending
+        try:
+            yield _decode(path, lineno, raw, version=version)
+        except TraceFormatError:
+            if warnings is not None:
+                warnings.append(f"{path}:{lineno}: last line is incomplete (torn write); skipped it")
 
 
 def _decode(path: Path, lineno: int, raw: str, *, version: int) -> tuple[int, dict[str, Any]]:
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise TraceFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path=path,
-                               line=lineno) from None
+    record = parse_json(raw, path=path, line=lineno)
     if not isinstance(record, dict):
         raise TraceFormatError(f"a record must be a JSON object, got {type(record).__name__}",
                                path=path, line=lineno)
