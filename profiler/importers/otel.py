@@ -509,7 +509,9 @@ def _request_spans(request: Mapping[str, Any]) -> list[_Span]:
         resource = _attributes((rs.get("resource") or {}).get("attributes"),
                                f"resourceSpans[{ri}].resource.attributes")
         for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
-            for pi, sp in enumerate(ss.get("spans") or [] if isinstance(ss, dict) else []):
+            if not isinstance(ss, dict):
+                raise TraceFormatError("expected an object", field=f"resourceSpans[{ri}].scopeSpans[{si}]")
+            for pi, sp in enumerate(ss.get("spans") or []):
                 where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
                 if not isinstance(sp, dict):
                     raise TraceFormatError("expected an object", field=where)
