@@ -26,6 +26,8 @@ from profiler.trace.model import Step, Trace, ordered_llm_steps
 if TYPE_CHECKING:
     import pandas as pd
 
+    from profiler.progress import Progress
+
 ANALYSIS_SCHEMA = "ctxprof.analysis/1"
 SCOPES = ("run", "global")
 
@@ -236,8 +238,10 @@ class _Scope:
 
 
 def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
-            min_repeat: int = 32, tokenizer: StepTokenizer | None = None) -> Analysis:
-    """Compute the reuse metrics of every LLM step in `traces`."""
+            min_repeat: int = 32, tokenizer: StepTokenizer | None = None,
+            progress: "Progress | None" = None) -> Analysis:
+    """Compute the reuse metrics of every LLM step in `traces`. `progress`, when given, is called
+    with (steps, tokens) done after each step (the CLI draws a bar with it)."""
     options = AnalysisOptions(scope=scope, block_size=block_size, min_repeat=min_repeat)
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
@@ -246,7 +250,7 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     ordered = ordered_llm_steps(trace_list)
 
     with _gc_paused():
-        return _analyze_ordered(trace_list, ordered, options, tok, warnings)
+        return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
 
 
 @contextlib.contextmanager
@@ -263,20 +267,29 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
-                     options: AnalysisOptions, tok: StepTokenizer, warnings: list[str]) -> Analysis:
+                     options: AnalysisOptions, tok: StepTokenizer, warnings: list[str],
+                     progress: "Progress | None" = None) -> Analysis:
     powers = _Powers()
     scopes: dict[Any, _Scope] = {}
     results: dict[tuple[int, str, str], StepMetrics] = {}
     ordinal_ids: list[tuple[str, str]] = []
     no_content: list[str] = []
+    run_scope = options.scope == "run"
+    # In run scope a run's index is released after its last step, so memory is bounded by the
+    # largest run, not by the whole input.
+    last_step = {(ti, step.run_id): ordinal for ordinal, (ti, step) in enumerate(ordered)} if run_scope else {}
     for ordinal, (ti, step) in enumerate(ordered):
-        scope_key = (ti, step.run_id) if options.scope == "run" else None
+        scope_key = (ti, step.run_id) if run_scope else None
         state = scopes.get(scope_key)
         if state is None:
             state = scopes[scope_key] = _Scope(options.min_repeat, powers)
         ordinal_ids.append((step.run_id, step.step_id))
         results[(ti, step.run_id, step.step_id)] = _analyze_step(step, ordinal, state, tok, options,
                                                                  ordinal_ids, no_content)
+        if run_scope and last_step[scope_key] == ordinal:
+            del scopes[scope_key]
+        if progress is not None:
+            progress(1, results[(ti, step.run_id, step.step_id)].input_tokens)
     if no_content:
         warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
                         "their input tokens come from reported usage and count as novel")
