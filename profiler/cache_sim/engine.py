@@ -35,7 +35,7 @@ block (leaf-only LRU is plain LRU over blocks, see `profiler.prefix.index`), FIF
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -204,8 +204,10 @@ def _engine_block_size(steps: Sequence[Step], requested: int) -> int:
 
 def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None], *,
                     block_size: int = 16, policy: str = "lru",
-                    tokenizer: StepTokenizer | None = None) -> EngineSimulation:
-    """Replay the traces through a KV cache of each capacity (tokens; None = unbounded)."""
+                    tokenizer: StepTokenizer | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> EngineSimulation:
+    """Replay the traces through a KV cache of each capacity (tokens; None = unbounded).
+    `progress`, when given, is called with (steps, tokens) done after each step."""
     if block_size < 1:
         raise ProfilerError(f"block size must be at least 1 token, got {block_size}")
     make_policy(policy)  # fail early on an unknown name
@@ -239,6 +241,8 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
             matched = cache.match_scan(prompt_hashes)
             tally.add(blocks, matched)
             cache.serve(hashes, matched=matched)
+        if progress is not None:
+            progress(1, blocks.prompt_tokens)
     if skipped:
         warnings.append(f"{skipped} LLM step(s) have no prompt content to hash and were left out")
 

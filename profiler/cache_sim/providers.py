@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -386,6 +386,7 @@ def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: l
 
 def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices: PriceTable | None = None,
                       tokenizer: StepTokenizer | None = None, ttl_s: float | None = None,
+                      progress: Callable[[int, int], None] | None = None,
                       **options: Any) -> ProviderSimulation:
     """Replay `traces` against one provider's prompt cache (rules in the module docstring)."""
     provider = provider.lower()
@@ -472,6 +473,8 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             input_tokens=n, predicted_cached_tokens=read, predicted_cache_write_tokens=written,
             reported_cached_tokens=reported, cost_usd=cost, no_cache_cost_usd=no_cache,
             output_tokens=output, trace=trace_list[ti].path))
+        if progress is not None:
+            progress(1, n)
 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
     if no_content:

@@ -17,8 +17,10 @@ from profiler.cli.common import (
     SCOPE_OPT,
     TRACES_ARG,
     Scope,
+    llm_step_count,
     load_all,
     output_stream,
+    progress_bar,
     price_table,
     table_console,
     wrote,
@@ -62,7 +64,9 @@ def analyze_command(
     what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
     loaded = load_all(traces)
-    result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat)
+    with progress_bar("analyze", llm_step_count(loaded)) as bar:
+        result = analyze(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
+                         progress=bar)
     table = price_table(pricing.value, price_file)
     if table is not None:
         from profiler.cost import apply_costs

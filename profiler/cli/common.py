@@ -13,6 +13,7 @@ import typer
 from profiler.errors import ProfilerError, TraceFormatError
 
 if TYPE_CHECKING:
+    from profiler.progress import Progress
     from rich.console import Console
 from profiler.trace import Trace, load_trace
 
@@ -98,3 +99,20 @@ def price_table(pricing: str, price_file: Optional[Path]) -> "PriceTable | None"
     if pricing == "none":
         return None
     return PriceTable.default()
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total_steps: int | None) -> Iterator["Progress"]:
+    """A progress line on stderr for the duration of a command's work (silent when stderr is not a
+    terminal)."""
+    from profiler.progress import Progress
+
+    bar = Progress(label, total_steps, stream=sys.stderr, is_tty=sys.stderr.isatty())
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def llm_step_count(traces: list[Trace]) -> int:
+    return sum(1 for t in traces for s in t.steps if s.kind == "llm")

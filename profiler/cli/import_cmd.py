@@ -61,7 +61,10 @@ def import_command(
     os.close(fd)
     os.unlink(tmp)
     try:
-        write_trace(trace, tmp)
+        from profiler.cli.common import progress_bar
+
+        with progress_bar("import", len(trace.steps)) as bar:
+            write_trace(trace, tmp, progress=bar)
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):

@@ -79,8 +79,13 @@ def report_command(
     if kind == "html":
         _require_plotly()
     loaded = load_all(traces)
-    data = build_report_data(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
-                             title=title)
+    from profiler.report.data import PROVIDERS
+    from profiler.cli.common import llm_step_count, progress_bar
+
+    # One bar over every pass: the analysis, each provider's simulation, the diagnosis.
+    with progress_bar("report", llm_step_count(loaded) * (2 + len(PROVIDERS))) as bar:
+        data = build_report_data(loaded, scope=scope.value, block_size=block_size, min_repeat=min_repeat,
+                                 title=title, progress=bar)
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}
