@@ -55,6 +55,7 @@ from profiler.prefix import (
     LRUPolicy,
     PrefixIndex,
     block_hashes,
+    chained_id_block_hashes_many,
     id_block_hashes,
     make_policy,
     namespace_salt,
@@ -103,7 +104,7 @@ class StepBlocks:
     """One step as the engine sees it: the chained hashes of prompt + output blocks, how many of them
     are prompt blocks that can hit, and the prompt's length in tokens."""
 
-    hashes: tuple[BlockHash, ...]
+    hashes: Sequence[BlockHash]
     prompt_blocks: int
     prompt_tokens: int
     block_size: int
@@ -120,12 +121,12 @@ def step_blocks(step: Step, tokenizer: StepTokenizer, block_size: int) -> StepBl
         seq = np.concatenate([p, o]) if o.size else p
         prefix = prefix_hashes(seq, namespace_salt(f"{tokenizer.namespace(step)}|{model}"))
         hashes = block_hashes(prefix, block_size)
-        return StepBlocks(tuple(hashes), int(p.size) // block_size, int(p.size), block_size)
+        return StepBlocks(hashes, int(p.size) // block_size, int(p.size), block_size)
     if level == "hashes":
         bs = prompt.block_size or block_size
         ids = tuple(prompt.block_hashes or ()) + tuple(step.output.block_hashes or ())
         hashes = id_block_hashes(ids, prompt.chained, namespace_salt(f"blocks/{bs}|{model}"))
-        return StepBlocks(tuple(hashes), len(prompt.block_hashes or ()), prompt.num_tokens or 0, bs)
+        return StepBlocks(hashes, len(prompt.block_hashes or ()), prompt.num_tokens or 0, bs)
     return None
 
 
@@ -194,6 +195,21 @@ class _Tally:
         self.saved += min(hit, max(blocks.prompt_tokens - 1, 0))
 
 
+def _prehash_chained(steps: Sequence[Step], bs: int) -> dict[int, StepBlocks]:
+    """The blocks of every content-free step with chained ids, hashed in one pass per namespace."""
+    groups: dict[str, list[Step]] = {}
+    for s in steps:
+        if s.prompt.level == "hashes" and s.prompt.chained:
+            groups.setdefault(f"blocks/{s.prompt.block_size or bs}|{s.model or ''}", []).append(s)
+    out: dict[int, StepBlocks] = {}
+    for namespace, group in groups.items():
+        ids = [tuple(s.prompt.block_hashes or ()) + tuple(s.output.block_hashes or ()) for s in group]
+        for s, hashes in zip(group, chained_id_block_hashes_many(ids, namespace_salt(namespace))):
+            out[id(s)] = StepBlocks(hashes, len(s.prompt.block_hashes or ()), s.prompt.num_tokens or 0,
+                                    s.prompt.block_size or bs)
+    return out
+
+
 def _engine_block_size(steps: Sequence[Step], requested: int) -> int:
     sizes = {s.prompt.block_size or requested for s in steps if s.prompt.level == "hashes"}
     if len(sizes) > 1:
@@ -226,20 +242,22 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
     ideal = KVBlockCache(None)
     bounded = [KVBlockCache(None if c is None else c // bs, make_policy(policy)) for c in capacities]
     ideal_tally, tallies = _Tally(), [_Tally() for _ in capacities]
+    caches = list(zip([ideal, *bounded], [ideal_tally, *tallies]))
+    prehashed = _prehash_chained(steps, bs)
     total_tokens = total_blocks = skipped = simulated = 0
     for step in steps:
-        blocks = step_blocks(step, tok, bs)
+        blocks = prehashed.pop(id(step), None) or step_blocks(step, tok, bs)
         if blocks is None:
             skipped += 1
             continue
         simulated += 1
         total_tokens += blocks.prompt_tokens
         total_blocks += blocks.prompt_blocks
-        hashes = list(blocks.hashes)
-        prompt_hashes = hashes[: blocks.prompt_blocks]
-        for cache, tally in zip([ideal, *bounded], [ideal_tally, *tallies]):
-            matched = cache.match_scan(prompt_hashes)
-            tally.add(blocks, matched)
+        hashes = blocks.hashes
+        prompt_blocks = blocks.prompt_blocks
+        for cache, tally in caches:
+            matched = cache.match_scan(hashes)
+            tally.add(blocks, min(matched, prompt_blocks))
             cache.serve(hashes, matched=matched)
         if progress is not None:
             progress(1, blocks.prompt_tokens)

@@ -9,6 +9,7 @@ from profiler.prefix.hashing import (
     Powers,
     SequenceHashes,
     block_hashes,
+    chained_id_block_hashes_many,
     id_block_hashes,
     namespace_salt,
     prefix_hashes,
@@ -17,5 +18,5 @@ from profiler.prefix.hashing import (
 from profiler.prefix.index import POLICIES, EvictionPolicy, FIFOPolicy, LRUPolicy, PrefixIndex, make_policy
 
 __all__ = ["BlockHash", "EvictionPolicy", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
-           "SequenceHashes", "block_hashes", "id_block_hashes", "make_policy", "namespace_salt",
+           "SequenceHashes", "block_hashes", "chained_id_block_hashes_many", "id_block_hashes", "make_policy", "namespace_salt",
            "prefix_hashes", "sequence_hashes"]

@@ -116,12 +116,33 @@ def block_hashes(prefix: np.ndarray, block_size: int) -> list[BlockHash]:
     return prefix[block_size - 1::block_size].tolist()
 
 
+def _ids_array(ids: Sequence[int]) -> np.ndarray:
+    try:
+        return np.fromiter(ids, dtype=_U64, count=len(ids))
+    except (OverflowError, ValueError, TypeError):  # negative or wider than 64 bits
+        return np.fromiter((int(i) & _MASK for i in ids), dtype=_U64, count=len(ids))
+
+
 def id_block_hashes(ids: Sequence[int], chained: bool, salt: int) -> list[BlockHash]:
     """Block hashes of a content-free step's block ids in the id space of `salt`."""
     if not ids:
         return []
-    arr = np.fromiter((int(i) & _MASK for i in ids), dtype=_U64, count=len(ids))
+    arr = _ids_array(ids)
     if chained:
         # Chained ids (Mooncake, vLLM) already identify their prefix: only salt them.
         return splitmix(arr ^ _U64(salt & _MASK)).tolist()
     return sequence_hashes(arr, salt).prefix.tolist()
+
+
+def chained_id_block_hashes_many(id_lists: Sequence[Sequence[int]], salt: int) -> list[list[BlockHash]]:
+    """`id_block_hashes(ids, True, salt)` of many steps in one vectorised pass (numpy's per-call cost
+    would otherwise dominate for the short id lists of serving traces)."""
+    flat = [i for ids in id_lists for i in ids]
+    if not flat:
+        return [[] for _ in id_lists]
+    mixed = splitmix(_ids_array(flat) ^ _U64(salt & _MASK)).tolist()
+    out, pos = [], 0
+    for ids in id_lists:
+        out.append(mixed[pos:pos + len(ids)])
+        pos += len(ids)
+    return out

@@ -62,11 +62,10 @@ class LRUPolicy:
 
     def evict(self, index: "PrefixIndex", count: int) -> int:
         entries = index._entries
+        done = min(count, len(entries))
         pop = entries.popitem  # type: ignore[attr-defined]
-        done = 0
-        while done < count and entries:
-            pop(last=False)
-            done += 1
+        for _ in range(done):
+            pop(False)
         return done
 
 
@@ -183,13 +182,11 @@ class PrefixIndex:
                 hi = mid - 1
         return lo
 
-    def match_scan(self, keys: Sequence[BlockHash]) -> int:
-        """`match` by a scan from the start (faster for a few keys, no side effects)."""
+    def match_scan(self, keys: Sequence[BlockHash], start: int = 0) -> int:
+        """`match` by a scan from `keys[start]` (known held) on: faster for a few keys, no side effects."""
         entries = self._entries
-        n = 0
-        for h in keys:
-            if h not in entries:
-                break
+        n, end = start, len(keys)
+        while n < end and keys[n] in entries:
             n += 1
         return n
 
@@ -206,11 +203,11 @@ class PrefixIndex:
         policy, never a key of this request). Returns how many leading keys are held afterwards."""
         # `matched` (the caller's match of the prompt) may stop short of the keys' cached head when
         # the output's keys follow a fully matched prompt: continue the scan from there.
-        matched = matched or 0
-        matched += self.match_scan(keys[matched:])
+        matched = self.match_scan(keys, matched or 0)
         new = len(keys) - matched
         if self.capacity is None:
-            _consume(map(self._entries.setdefault, keys[matched:], repeat(value)))
+            if new:
+                _consume(map(self._entries.setdefault, keys[matched:], repeat(value)))
             return len(keys)
         new = max(0, min(new, self.capacity - matched))
         self.policy.admit(self, keys, matched, new, value)
