@@ -15,8 +15,17 @@ from profiler.prefix.hashing import (
     prefix_hashes,
     sequence_hashes,
 )
-from profiler.prefix.index import POLICIES, EvictionPolicy, FIFOPolicy, LRUPolicy, PrefixIndex, make_policy
+from profiler.prefix.index import (
+    POLICIES,
+    CompactPrefixIndex,
+    EvictionPolicy,
+    FIFOPolicy,
+    LRUPolicy,
+    PrefixIndex,
+    make_policy,
+)
+from profiler.prefix.table import HashTable
 
-__all__ = ["BlockHash", "EvictionPolicy", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
+__all__ = ["BlockHash", "CompactPrefixIndex", "EvictionPolicy", "HashTable", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
            "SequenceHashes", "block_hashes", "chained_id_block_hashes_many", "id_block_hashes", "make_policy", "namespace_salt",
            "prefix_hashes", "sequence_hashes"]
