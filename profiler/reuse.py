@@ -13,11 +13,10 @@ shape of the workload (many runs sharing a system prompt, best-of-N, tree search
 
 - Hashes come from the one hash scheme (`profiler.prefix.hashing`): one vectorised pass per sequence
   gives the hash of every prefix and of every `min_repeat`-token window.
-- Prefixes live in the shared prefix index at token granularity (`CompactPrefixIndex`: a
-  prefix-closed set of prefix hashes, each with the step that first had it, in two numpy arrays): the
-  longest prefix is a binary search, O(log n) lookups, however many sequences continue the same prefix.
-- Windows live in a compact hash table (`profiler.prefix.HashTable`) from window hash to the step that
-  first had it; a step's windows are looked up and inserted in vectorised batches.
+- Prefixes live in the shared `profiler.prefix.PrefixIndex` at token granularity (a prefix-closed set
+  of prefix hashes, each with the step that first had it): the longest prefix is a binary search,
+  O(log n) lookups, however many sequences continue the same prefix.
+- Windows live in a dict from window hash to the step that first had it.
 - Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
   match already found.
 
@@ -26,16 +25,22 @@ shape of the workload (many runs sharing a system prompt, best-of-N, tree search
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
-from profiler.prefix import CompactPrefixIndex, HashTable, PrefixIndex, id_block_hashes, sequence_hashes
+from profiler.prefix import PrefixIndex, id_block_hashes, sequence_hashes
 from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt
 
 __all__ = ["BlockMatch", "BlockReuseIndex", "Match", "ReuseIndex", "SequenceHashes", "namespace_salt"]
 
 _Powers = Powers  # the name the analyzer and diagnosis pass around
+
+
+def _consume(iterator) -> None:
+    deque(iterator, maxlen=0)
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,8 @@ class ReuseIndex:
             raise ValueError("min_repeat must be >= 1")
         self.k = min_repeat
         self._powers = powers or Powers()
-        self._prefixes = CompactPrefixIndex()  # prefix hash -> ordinal of the step that first had it
-        self._windows = HashTable()  # window hash -> ordinal of the step that first had it
+        self._prefixes = PrefixIndex()  # prefix hash -> ordinal of the step that first had it
+        self._windows: dict[int, int] = {}  # window hash -> ordinal of the step that first had it
 
     def hashes(self, seq: np.ndarray, salt: int) -> SequenceHashes:
         return sequence_hashes(seq, salt, self.k, self._powers)
@@ -77,8 +82,10 @@ class ReuseIndex:
         first = max(0, prefix - k + 1)
         last = prompt_len - k  # last window start inside the prompt
         starts_src = None
-        if last >= first and len(self._windows):
-            starts_src = self._windows.get_many(h.window[first: last + 1])
+        if last >= first and self._windows:
+            windows = self._windows
+            keys = h.window[first: last + 1].tolist()
+            starts_src = np.fromiter(map(windows.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
             hit = np.flatnonzero(starts_src >= 0)
             if hit.size:
                 # For each position, the latest hit window starting at or before it.
@@ -104,8 +111,8 @@ class ReuseIndex:
         if match is not None and match.window_src is not None and match.window_start == start:
             looked_up = match.window_src.size
             windows = np.concatenate([windows[:looked_up][match.window_src < 0], windows[looked_up:]])
-        # setdefault keeps the first step that had each key.
-        self._windows.setdefault_many(windows, ordinal)
+        # setdefault keeps the first step that had each key; map + deque runs the loop in C.
+        _consume(map(self._windows.setdefault, windows.tolist(), repeat(ordinal)))
 
     @property
     def size(self) -> int:

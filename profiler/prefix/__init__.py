@@ -15,17 +15,8 @@ from profiler.prefix.hashing import (
     prefix_hashes,
     sequence_hashes,
 )
-from profiler.prefix.index import (
-    POLICIES,
-    CompactPrefixIndex,
-    EvictionPolicy,
-    FIFOPolicy,
-    LRUPolicy,
-    PrefixIndex,
-    make_policy,
-)
-from profiler.prefix.table import HashTable
+from profiler.prefix.index import POLICIES, EvictionPolicy, FIFOPolicy, LRUPolicy, PrefixIndex, make_policy
 
-__all__ = ["BlockHash", "CompactPrefixIndex", "EvictionPolicy", "HashTable", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
+__all__ = ["BlockHash", "EvictionPolicy", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
            "SequenceHashes", "block_hashes", "chained_id_block_hashes_many", "id_block_hashes", "make_policy", "namespace_salt",
            "prefix_hashes", "sequence_hashes"]

@@ -16,9 +16,7 @@ Contract:
   the global LRU victim is always a leaf and leaf-only LRU *is* plain LRU over keys, a stack algorithm
   (tests check it against the stack oracle). `FIFOPolicy` (first inserted leaf first) keeps parent links
   and a heap of leaves, O(log n) per eviction.
-- Memory: one dict entry per key (plus, for FIFO, a parent link and a child count);
-  `CompactPrefixIndex` (unbounded, integer values) keeps its keys in two numpy arrays instead, 24 bytes
-  or less per key.
+- Memory: one dict entry per key (plus, for FIFO, a parent link and a child count).
 """
 
 from __future__ import annotations
@@ -28,11 +26,8 @@ from collections import OrderedDict, deque
 from itertools import repeat
 from typing import Any, Callable, Protocol, Sequence
 
-import numpy as np
-
 from profiler.errors import ProfilerError
 from profiler.prefix.hashing import BlockHash
-from profiler.prefix.table import HashTable
 
 
 class EvictionPolicy(Protocol):
@@ -229,39 +224,3 @@ class PrefixIndex:
 
 
 _MISSING = object()
-
-
-class CompactPrefixIndex(PrefixIndex):
-    """An unbounded `PrefixIndex` whose values are integers (step ordinals), held in a `HashTable`
-    (two numpy arrays): 24 bytes or less per key, for the analyzer's one-key-per-token prefixes."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._entries = HashTable()  # type: ignore[assignment]
-
-    def get(self, key: BlockHash, default: Any = None) -> Any:
-        value = self._entries.get(int(key))  # type: ignore[call-arg]
-        return default if value is None else value
-
-    def match(self, keys: Sequence[BlockHash], accept: Callable[[Any], bool] | None = None) -> int:
-        get = self._entries.get
-        lo, hi = 0, len(keys)
-        if not len(self._entries):
-            return 0
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            v = get(int(keys[mid - 1]))  # type: ignore[call-arg]
-            if v is not None and (accept is None or accept(v)):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def insert(self, keys: Sequence[BlockHash], value: Any, start: int = 0) -> None:
-        self._entries.setdefault_many(np.asarray(keys[start:], dtype=np.uint64), int(value))  # type: ignore[attr-defined]
-
-    @property
-    def nbytes(self) -> int:
-        return self._entries.nbytes  # type: ignore[attr-defined]
