@@ -13,9 +13,12 @@ shape of the workload (many runs sharing a system prompt, best-of-N, tree search
 
 - Hashes come from the one hash scheme (`profiler.prefix.hashing`): one vectorised pass per sequence
   gives the hash of every prefix and of every `min_repeat`-token window.
-- Prefixes live in the shared `profiler.prefix.PrefixIndex` at token granularity (a prefix-closed set
-  of prefix hashes, each with the step that first had it): the longest prefix is a binary search,
-  O(log n) lookups, however many sequences continue the same prefix.
+- Prefixes live in the shared `profiler.prefix.PrefixIndex`, one key per 16-token block (the prefix
+  hash at the block's end, a prefix-closed set: the longest run of whole blocks is a binary search),
+  whose value lists the distinct continuations that followed the block. The last partial block is
+  matched by scanning at most 8 continuations; a block continued more often (many runs sharing a
+  system prompt, best-of-N, tree search) indexes the prefix hashes inside it instead, so no lookup
+  ever scans a growing list.
 - Windows live in a dict from window hash to the step that first had it.
 - Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
   match already found.
@@ -32,7 +35,9 @@ from itertools import repeat
 import numpy as np
 
 from profiler.prefix import PrefixIndex, id_block_hashes, sequence_hashes
-from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt
+from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt, rolling_extend
+
+_U64 = np.uint64
 
 __all__ = ["BlockMatch", "BlockReuseIndex", "Match", "ReuseIndex", "SequenceHashes", "namespace_salt"]
 
@@ -55,6 +60,79 @@ class Match:
     window_src: np.ndarray | None = None
 
 
+_G = 16  # tokens per prefix block
+_FINE_AFTER = 8  # continuations a block scans before it indexes them token by token
+
+
+class _Block:
+    """What followed one block-aligned prefix: the distinct next-`_G`-token continuations (mixed tokens
+    as bytes) with the step that first had each. Up to `_FINE_AFTER` of them are scanned; past that
+    (many runs continuing one system prompt, best-of-N, tree search) every prefix hash inside the
+    block is indexed, so a lookup never scans more than a handful."""
+
+    __slots__ = ("source", "base", "conts", "fine")
+
+    def __init__(self, source: int, base: int) -> None:
+        self.source = source  # ordinal of the step that first reached this prefix
+        self.base = base  # the prefix's own hash (0 for the empty prefix)
+        self.conts: dict[bytes, int] = {}
+        self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
+
+    def add(self, cont: np.ndarray, hashes: np.ndarray, ordinal: int) -> None:
+        """`cont`: the mixed tokens after the prefix (<= _G); `hashes`: their prefix hashes."""
+        if not cont.size:
+            return
+        key = cont.tobytes()
+        if key in self.conts:
+            return
+        self.conts[key] = ordinal
+        if self.fine is not None:
+            _consume(map(self.fine.setdefault, hashes.tolist(), repeat(ordinal)))
+        elif len(self.conts) > _FINE_AFTER:
+            self.fine = {}
+            # Earlier continuations' hashes are recomputed from their tokens (only when switching).
+            for c, source in self.conts.items():
+                hashes_c = rolling_extend(self.base, np.frombuffer(c, dtype=_U64))
+                _consume(map(self.fine.setdefault, hashes_c, repeat(source)))
+
+    def extend(self, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
+        """Longest common prefix of `block` (mixed tokens) with any continuation, and its source."""
+        if not block.size or not self.conts:
+            return 0, None
+        if self.fine is not None:
+            fine = self.fine
+            lo, hi = 0, int(block.size)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if int(hashes[mid - 1]) in fine:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return lo, (fine[int(hashes[lo - 1])] if lo else None)
+        raw = block.tobytes()
+        best, source = 0, None
+        for cont, src in self.conts.items():
+            n = _common_tokens(raw, cont)
+            if n > best:
+                best, source = n, src
+        return best, source
+
+
+def _common_tokens(a: bytes, b: bytes) -> int:
+    """Number of leading 8-byte tokens two byte strings share."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n // 8
+    lo, hi = 0, n // 8  # binary search on the first differing token (bytes compare in C)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid * 8] == b[:mid * 8]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class ReuseIndex:
     """Earlier sequences of one scope, indexed for prefix and repeated-window lookups."""
 
@@ -63,7 +141,9 @@ class ReuseIndex:
             raise ValueError("min_repeat must be >= 1")
         self.k = min_repeat
         self._powers = powers or Powers()
-        self._prefixes = PrefixIndex()  # prefix hash -> ordinal of the step that first had it
+        # Block-aligned prefixes: the prefix hash at each block end -> `_Block` of what followed.
+        self._prefixes = PrefixIndex()
+        self._root: _Block | None = None
         self._windows: dict[int, int] = {}  # window hash -> ordinal of the step that first had it
 
     def hashes(self, seq: np.ndarray, salt: int) -> SequenceHashes:
@@ -72,8 +152,7 @@ class ReuseIndex:
     def match(self, prompt_len: int, h: SequenceHashes) -> Match:
         """Reuse for a prompt of `prompt_len` tokens whose hashes (possibly of the prompt followed by
         its output) are `h`."""
-        prefix = self._prefixes.match(h.prefix[:prompt_len])
-        prefix_source = self._prefixes.get(int(h.prefix[prefix - 1])) if prefix else None
+        prefix, prefix_source = self._longest_prefix(prompt_len, h)
         sources = np.full(prompt_len, -1, dtype=np.int64)
         if prefix:
             sources[:prefix] = prefix_source
@@ -105,7 +184,7 @@ class ReuseIndex:
         inside the reused prefix is indexed already (it came from an earlier sequence), and so is
         every window the match found, so only the rest is inserted."""
         reused_prefix = match.prefix if match is not None else 0
-        self._prefixes.insert(h.prefix, ordinal, start=reused_prefix)
+        self._insert_prefixes(h, ordinal, reused_prefix)
         start = max(0, reused_prefix - self.k + 1)
         windows = h.window[start:]
         if match is not None and match.window_src is not None and match.window_start == start:
@@ -114,9 +193,37 @@ class ReuseIndex:
         # setdefault keeps the first step that had each key; map + deque runs the loop in C.
         _consume(map(self._windows.setdefault, windows.tolist(), repeat(ordinal)))
 
+    def _block(self, m: int, h: SequenceHashes) -> _Block | None:
+        return self._root if m == 0 else self._prefixes.get(int(h.prefix[m * _G - 1]))
+
+    def _longest_prefix(self, n: int, h: SequenceHashes) -> tuple[int, int | None]:
+        if self._root is None or n == 0:
+            return 0, None
+        # Whole blocks: the block-end keys are prefix-closed, so a binary search finds the last held.
+        m = self._prefixes.match(h.prefix[_G - 1: n: _G])
+        node = self._block(m, h)
+        assert node is not None
+        end = min(n, m * _G + _G)
+        extra, source = node.extend(h.mixed[m * _G: end], h.prefix[m * _G: end])
+        if extra == 0:
+            return m * _G, (node.source if m else None)
+        return m * _G + extra, source
+
+    def _insert_prefixes(self, h: SequenceHashes, ordinal: int, reused_prefix: int) -> None:
+        n = int(h.mixed.size)
+        if self._root is None:
+            self._root = _Block(ordinal, 0)
+        for m in range(reused_prefix // _G, n // _G + 1):
+            node = self._block(m, h)
+            if node is None:
+                node = _Block(ordinal, int(h.prefix[m * _G - 1]))
+                self._prefixes.insert([int(h.prefix[m * _G - 1])], node)
+            end = min(n, m * _G + _G)
+            node.add(h.mixed[m * _G: end], h.prefix[m * _G: end], ordinal)
+
     @property
     def size(self) -> int:
-        """Distinct prefixes plus distinct windows held (memory grows with this)."""
+        """Block-aligned prefixes plus distinct windows held (memory grows with this)."""
         return len(self._prefixes) + len(self._windows)
 
 

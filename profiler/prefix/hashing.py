@@ -146,3 +146,13 @@ def chained_id_block_hashes_many(id_lists: Sequence[Sequence[int]], salt: int) -
         out.append(mixed[pos:pos + len(ids)])
         pos += len(ids)
     return out
+
+
+def rolling_extend(prefix_hash: int, mixed: np.ndarray) -> list[int]:
+    """The prefix hashes of a prefix (whose hash is `prefix_hash`, 0 for the empty prefix) followed by
+    the mixed tokens `mixed`: H(p) = H(p-1) * BASE + x[p] modulo 2^64, as `sequence_hashes` computes."""
+    out, h = [], prefix_hash & _MASK
+    for x in mixed.tolist():
+        h = (h * _BASE + x) & _MASK
+        out.append(h)
+    return out
