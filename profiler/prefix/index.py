@@ -50,6 +50,11 @@ class LRUPolicy:
     name = "lru"
     ordered = True  # the index keeps its entries in an OrderedDict, least recently used first
 
+    @staticmethod
+    def priority(block: Any) -> tuple[int, int]:
+        """Eviction order of a block that records its use (replay's cache): smallest first."""
+        return (block.last_access, -block.end_tokens)
+
     def admit(self, index: "PrefixIndex", keys: Sequence[BlockHash], matched: int, new: int,
               value: Any) -> None:
         entries = index._entries
@@ -75,6 +80,11 @@ class FIFOPolicy:
 
     name = "fifo"
     ordered = False
+
+    @staticmethod
+    def priority(block: Any) -> tuple[int, int]:
+        """Eviction order of a block that records its creation (replay's cache): smallest first."""
+        return (block.created, -block.end_tokens)
 
     def __init__(self) -> None:
         self._parent: dict[BlockHash, BlockHash | None] = {}
