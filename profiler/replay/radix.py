@@ -33,17 +33,30 @@ from profiler.prefix import BlockHash, FIFOPolicy, LRUPolicy, PrefixIndex, block
 __all__ = ["FIFOPolicy", "LRUPolicy", "PrefixMatch", "RadixCache"]
 
 
-class _Block:
-    """One cached block: its tokens and value, its parent block, and what eviction needs."""
+class _Run:
+    """The value of blocks inserted together, sliced once (slicing KV copies it): `live` of its
+    blocks, always its leading ones (only leaves are evicted), are still cached."""
 
-    __slots__ = ("parent", "tokens", "value", "last_access", "created", "lock_ref", "children",
+    __slots__ = ("value", "live")
+
+    def __init__(self, value: Any, blocks: int) -> None:
+        self.value = value
+        self.live = blocks
+
+
+class _Block:
+    """One cached block: its tokens, where its value lies (block `offset` of `run`), its parent block,
+    and what eviction needs."""
+
+    __slots__ = ("parent", "tokens", "run", "offset", "last_access", "created", "lock_ref", "children",
                  "end_tokens")
 
-    def __init__(self, parent: BlockHash | None, tokens: tuple[int, ...], value: Any, clock: int,
-                 end_tokens: int) -> None:
+    def __init__(self, parent: BlockHash | None, tokens: tuple[int, ...], run: _Run, offset: int,
+                 clock: int, end_tokens: int) -> None:
         self.parent = parent
         self.tokens = tokens
-        self.value = value
+        self.run = run
+        self.offset = offset
         self.last_access = clock
         self.created = clock
         self.lock_ref = 0
@@ -107,7 +120,21 @@ class RadixCache:
             for b in path:
                 b.lock_ref += 1
         return PrefixMatch(length_tokens=len(matched) * self.block_size,
-                           values=tuple(b.value for b in path), node=matched, locked=lock)
+                           values=self._values(path), node=matched, locked=lock)
+
+    def _values(self, path: list[_Block]) -> tuple[Any, ...]:
+        """The values along a path, one per run of consecutive blocks inserted together."""
+        bs, out, i = self.block_size, [], 0
+        while i < len(path):
+            run, a = path[i].run, path[i].offset
+            j = i + 1
+            while j < len(path) and path[j].run is run:
+                j += 1
+            b = a + (j - i)
+            whole = a == 0 and b * bs == len(run.value)
+            out.append(run.value if whole else run.value[a * bs:b * bs])
+            i = j
+        return tuple(out)
 
     def unlock(self, match: PrefixMatch) -> None:
         if match.locked:
@@ -147,10 +174,11 @@ class RadixCache:
             if missing <= 0:
                 return 0
         parent = keys[m - 1] if m else None
+        run = _Run(value[m * bs:(m + missing) * bs], missing)
         for i in range(m, m + missing):
             h = keys[i]
             self._index.insert([h], _Block(parent, tuple(int(t) for t in tokens[i * bs:(i + 1) * bs]),
-                                           value[i * bs:(i + 1) * bs], self._clock, (i + 1) * bs))
+                                           run, i - m, self._clock, (i + 1) * bs))
             if parent is not None:
                 self._index.get(parent).children += 1
             parent = h
@@ -167,9 +195,12 @@ class RadixCache:
         heapq.heapify(heap)
         tie = len(heap)
         removed = 0
+        trimmed: dict[int, _Run] = {}
         while removed < num_tokens and heap:
             _, _, h = heapq.heappop(heap)
             b = entries.pop(h)
+            b.run.live -= 1
+            trimmed[id(b.run)] = b.run
             removed += self.block_size
             self.total_tokens -= self.block_size
             if b.parent is not None:
@@ -178,6 +209,11 @@ class RadixCache:
                 if parent.children == 0 and parent.lock_ref == 0:
                     tie += 1
                     heapq.heappush(heap, (priority(parent), tie, b.parent))
+        # Keep only the live blocks' values, so evicted KV is freed (a run gone entirely is freed by
+        # dropping its last reference).
+        for run in trimmed.values():
+            if run.live and run.live * self.block_size < len(run.value):
+                run.value = run.value[:run.live * self.block_size]
         self.evicted_tokens += removed
         return removed
 
