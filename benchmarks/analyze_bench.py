@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 
 from profiler.analysis import analyze  # noqa: E402
 from profiler.tokens import get_encoding  # noqa: E402
-from profiler.trace.io import load_trace, write_trace  # noqa: E402
+from profiler.trace.io import write_trace  # noqa: E402
 from profiler.trace.model import Output, Prompt, Step, Trace  # noqa: E402
 
 REAL = [("mini-swe-agent", "mini-swe-agent-gemini"), ("swe-agent", "swe-agent"),
@@ -287,7 +287,6 @@ def main() -> None:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{kind:<10} {size:>7,} {result.totals.input_tokens:>14,} {t:>7.2f} s {tokens / t:>11,.0f} "
                   f"{per_token / base:>22.2f}x {rss:>6,.0f} MiB", flush=True)
-        del trace
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from profiler.cache_sim.presets import MODEL_SHAPES, ModelPreset
 from profiler.errors import ConfigError
