@@ -1,105 +1,292 @@
-"""Analysis speed against tokenization alone, at workflow depths 10, 100 and 1000 steps.
+"""Analysis speed, end to end and per workload shape, beside a naive peer, with ratios in one run.
 
-    python benchmarks/analyze_bench.py [--depths 10 100 1000] [--repeat 3]
+    python benchmarks/analyze_bench.py [--data ../shared/data] [--quick] [--large]
 
-Two synthetic agent workflows (deterministic):
-- sliding: a 2,000-token system prompt and tools, then a sliding window of the last 16 messages, so
-  each step has a similar size and total tokens grow linearly with depth;
-- growing: the whole history is resent every step (a ReAct loop), so total tokens grow with depth^2
-  (1000 steps are 42 million prompt tokens; the run takes about a minute).
+To time another checkout of the code (e.g. an older commit), run with `PYTHONPATH=<checkout>` and a
+working directory outside it: the script then imports `profiler` from there, and the CLI it times is
+`python -m profiler` from there too.
 
-Times are CPU seconds, best of --repeat runs. For each depth it prints total prompt tokens, the throughput of tokenizing every step's rendered
-prompt from scratch with tiktoken (what a naive profiler does), the throughput of ctxprof's full
-analysis (memoized tokenization + prefix and repeated-span indexes), their ratio, and the time per
-token relative to depth 10. Analysis cost must grow linearly with total tokens: the last column stays
-near 1.0 as depth grows 100x.
+Tables (CPU seconds, best of repeats: end to end those of the child process; in process, small cases
+are repeated until they take at least --min-seconds, so their figures are stable):
+
+1. Real traces (../shared/data imported into ctxprof traces in a temp folder) end to end through the CLI:
+   `python -m profiler analyze TRACE -f json -o OUT` (interpreter start, JSON parse, encoding load,
+   analysis, pricing, JSON written), beside the naive peer in a fresh interpreter: parse the trace,
+   load the encoding, render every prompt and tokenize it in full, and take the longest common prefix
+   against every earlier prompt + output of the run. Both must give the same prefix figures (checked).
+2. The same on long synthetic runs of realistic text (words drawn, Zipf-distributed, from the real
+   traces' own text; syllable words when the data is absent).
+3. Workload shapes, in process: per-token time of `analyze` relative to the smallest size of each
+   shape (flat <= 1.3x is linear): many runs sharing a system prompt in global scope; sliding-window,
+   growing-history, best-of-N and tree-search runs at growing depth. Max RSS is printed beside.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import re
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if "PYTHONPATH" not in os.environ:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 from profiler.analysis import analyze  # noqa: E402
-from profiler.tokens import StepTokenizer, get_encoding, render_message_body, render_tools  # noqa: E402
+from profiler.tokens import get_encoding  # noqa: E402
+from profiler.trace.io import write_trace  # noqa: E402
 from profiler.trace.model import Output, Prompt, Step, Trace  # noqa: E402
 
-WORDS = ("cache prefix token model agent tool call result plan verify policy refund order invoice "
-         "customer ticket escalate search retrieve document passage answer latency budget").split()
+REAL = [("mini-swe-agent", "mini-swe-agent-gemini"), ("swe-agent", "swe-agent"),
+        ("openhands", "openhands"), ("tau-bench", "tau-bench")]
+
+# The naive peer, run in a fresh interpreter: what a profiler without memoization or indexes does.
+PEER = r'''
+import json, sys, time
+import numpy as np
+from profiler.trace.io import load_trace
+from profiler.tokens import encoding_for_model, get_encoding, render_message_body, render_tools, _role_header
+trace = load_trace(sys.argv[1])
+enc = n = None
+def use(step):
+    global enc, n
+    enc = get_encoding(step.prompt.tokenizer or encoding_for_model(step.model)[0])
+    n = enc.n_vocab
+def ids(text):
+    return enc.encode_ordinary(text)
+def block(header, body):
+    return [n] + ids(header + "\n") + ids(body) + [n + 1] + ids("\n")
+def prompt(step):
+    p = step.prompt
+    if p.level == "tokens":
+        return list(p.token_ids)
+    if p.messages is None:
+        return ids(p.text or "")
+    out = []
+    if p.tools:
+        out += block("tools", render_tools(p.tools))
+    for m in p.messages:
+        out += block(_role_header(m), render_message_body(m))
+    return out + [n] + ids("assistant\n")
+def output(step):
+    o = step.output
+    if o.token_ids is not None:
+        return list(o.token_ids)
+    if o.message is None and o.text is None:
+        return []
+    if step.prompt.messages is None:
+        return ids(o.text or "")
+    m = o.message if o.message is not None else {"role": "assistant", "content": o.text}
+    return ids(render_message_body(m)) + [n + 1]
+figures = {}
+for run in trace.runs:
+    earlier = []
+    for s in run.steps:
+        if s.kind != "llm" or s.prompt.level not in ("text", "tokens"):
+            continue
+        use(s)
+        p = np.asarray(prompt(s), dtype=np.int64)
+        best = 0
+        for e in earlier:
+            m = min(p.size, e.size)
+            diff = np.flatnonzero(p[:m] != e[:m])
+            best = max(best, int(diff[0]) if diff.size else m)
+        figures[run.run_id + "/" + s.step_id] = [int(p.size), best]
+        earlier.append(np.concatenate([p, np.asarray(output(s), dtype=np.int64)]))
+json.dump(figures, open(sys.argv[2], "w"))
+'''
 
 
-def text(rng: random.Random, n_words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
-
-
-def workflow(depth: int, mode: str, seed: int = 7) -> Trace:
-    rng = random.Random(seed)
-    system = {"role": "system", "content": text(rng, 1600)}
-    tools = tuple({"type": "function", "function": {"name": f"tool_{i}", "description": text(rng, 40)}}
-                  for i in range(6))
-    history: list[dict] = [{"role": "user", "content": text(rng, 60)}]
-    steps = []
-    for i in range(depth):
-        window = history if mode == "growing" else history[-16:]
-        answer = {"role": "assistant", "content": text(rng, 30)}
-        steps.append(Step(run_id="bench", step_id=str(i), model="gpt-4o", start_unix_s=float(i),
-                          prompt=Prompt(messages=(system, *window), tools=tools),
-                          output=Output(message=answer)))
-        history = history + [answer, {"role": "tool", "content": text(rng, 40)}]
-    return Trace.from_steps(steps)
-
-
-def tokenize_naively(trace: Trace) -> int:
-    """Render each prompt to one string and tokenize it from scratch."""
-    enc = get_encoding("o200k_base")
-    total = 0
-    for s in trace.steps:
-        parts = [render_tools(s.prompt.tools or ())]
-        parts += [f"{m['role']}\n{render_message_body(m)}" for m in s.prompt.messages or ()]
-        total += len(enc.encode_ordinary("\n".join(parts)))
-    return total
-
-
-def best_of(repeat: int, fn):
-    """Best CPU time of `repeat` runs (CPU time, so other processes on the machine matter less)."""
-    best, value = float("inf"), None
-    for _ in range(repeat):
+def cpu(fn, min_seconds: float = 0.0, repeat: int = 1):
+    """Best CPU time of `repeat` runs (more while the total is under `min_seconds`); CPU time, so that
+    other processes on a shared machine matter less."""
+    best, value, spent, runs = float("inf"), None, 0.0, 0
+    while runs < repeat or spent < min_seconds:
         t0 = time.process_time()
         value = fn()
-        best = min(best, time.process_time() - t0)
+        dt = time.process_time() - t0
+        best, spent, runs = min(best, dt), spent + dt, runs + 1
     return best, value
+
+
+def child_cpu(fn):
+    """CPU seconds (user + system) of the child processes `fn` runs: steadier than wall time on a
+    shared machine, and the work is single-threaded."""
+    def timed():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        fn()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return timed
+
+
+def run_cli(trace: Path, out: Path) -> None:
+    subprocess.run([sys.executable, "-m", "profiler", "analyze", str(trace), "-f", "json", "-o", str(out)],
+                   check=True, capture_output=True)
+
+
+def run_peer(trace: Path, out: Path) -> None:
+    subprocess.run([sys.executable, "-c", PEER, str(trace), str(out)], check=True, capture_output=True)
+
+
+def same_prefix_figures(cli_out: Path, peer_out: Path) -> bool:
+    ours = json.loads(cli_out.read_text())
+    peer = json.loads(peer_out.read_text())
+    mine = {f"{r['run_id']}/{s['step_id']}": [s["input_tokens"], s["prefix_reused_tokens"]]
+            for r in ours["runs"] for s in r["steps"] if f"{r['run_id']}/{s['step_id']}" in peer}
+    return mine == peer and len(mine) == len(peer)
+
+
+def end_to_end(name: str, trace: Path, tmp: Path, repeat: int) -> None:
+    cli_out, peer_out = tmp / f"{name}.cli.json", tmp / f"{name}.peer.json"
+    t_cli = min(child_cpu(lambda: run_cli(trace, cli_out))() for _ in range(repeat))
+    t_peer = min(child_cpu(lambda: run_peer(trace, peer_out))() for _ in range(repeat))
+    data = json.loads(cli_out.read_text())
+    tokens = data["totals"]["input_tokens"]
+    ok = same_prefix_figures(cli_out, peer_out)
+    print(f"{name:<28} {data['totals']['steps']:>6} {tokens:>12,} {t_cli:>9.2f} s {t_peer:>9.2f} s "
+          f"{t_peer / t_cli:>8.1f}x  {'identical' if ok else 'DIFFERENT'}", flush=True)
+
+
+# --- realistic text ------------------------------------------------------------------------------
+
+def vocabulary(data: Path, rng: random.Random) -> tuple[list[str], list[float]]:
+    """Words with Zipf weights: from the real traces' text when present."""
+    counts: Counter[str] = Counter()
+    for path in sorted(data.glob("**/*.json"))[:40]:
+        try:
+            counts.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[^\sA-Za-z0-9]", path.read_text()[:400_000]))
+        except (OSError, UnicodeDecodeError):
+            continue
+    words = [w for w, _ in counts.most_common(20_000)]
+    if len(words) < 1000:
+        syll = ["ka", "lo", "re", "mi", "tu", "sen", "dor", "pha", "qui", "ex", "an", "ti", "ver", "ol"]
+        words = sorted({"".join(rng.choice(syll) for _ in range(rng.randint(1, 4))) for _ in range(20_000)})
+    weights = [1.0 / (i + 1) for i in range(len(words))]
+    return words, weights
+
+
+class Text:
+    def __init__(self, data: Path, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.words, weights = vocabulary(data, self.rng)
+        self.cum = np.cumsum(weights)
+
+    def __call__(self, n_words: int) -> str:
+        idx = np.searchsorted(self.cum, np.asarray([self.rng.random() for _ in range(n_words)]) * self.cum[-1])
+        return " ".join(self.words[i] for i in idx)
+
+
+def _step(run: str, i: int, messages: list[dict], tools: tuple, answer: dict, start: float) -> Step:
+    return Step(run_id=run, step_id=str(i), model="gpt-4o", start_unix_s=start,
+                prompt=Prompt(messages=tuple(messages), tools=tools), output=Output(message=answer))
+
+
+def shape(kind: str, size: int, text: Text) -> Trace:
+    """One synthetic workload of `size` (depth, or runs for `global`)."""
+    rng = random.Random(size)
+    system = {"role": "system", "content": text(800)}
+    tools = tuple({"type": "function", "function": {"name": f"tool_{i}", "description": text(30)}}
+                  for i in range(4))
+    steps: list[Step] = []
+    if kind == "global":  # many short runs sharing one system prompt
+        for r in range(size):
+            user = {"role": "user", "content": text(40)}
+            steps.append(_step(f"r{r}", 0, [system, user], tools, {"role": "assistant", "content": text(20)},
+                               float(r)))
+        return Trace.from_steps(steps)
+    history = [{"role": "user", "content": text(60)}]
+    if kind == "best-of-n":  # N samples of each prompt, then the history continues with one
+        i = 0
+        while i < size:
+            answers = [{"role": "assistant", "content": text(30)} for _ in range(4)]
+            for a in answers:
+                if i < size:
+                    steps.append(_step("bench", i, [system, *history[-16:]], tools, a, float(i)))
+                    i += 1
+            history = history + [rng.choice(answers), {"role": "tool", "content": text(40)}]
+        return Trace.from_steps(steps)
+    if kind == "tree":  # tree search: each step extends a random earlier node (bounded depth)
+        nodes = [history]
+        for i in range(size):
+            parent = rng.choice(nodes[-64:])
+            answer = {"role": "assistant", "content": text(30)}
+            steps.append(_step("bench", i, [system, *parent[-16:]], tools, answer, float(i)))
+            nodes.append(parent + [answer, {"role": "tool", "content": text(40)}])
+        return Trace.from_steps(steps)
+    for i in range(size):
+        window = history if kind == "growing" else history[-16:]
+        answer = {"role": "assistant", "content": text(30)}
+        steps.append(_step("bench", i, [system, *window], tools, answer, float(i)))
+        history = history + [answer, {"role": "tool", "content": text(40)}]
+    return Trace.from_steps(steps)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000])
-    ap.add_argument("--growing-depths", type=int, nargs="+", default=[10, 100, 1000])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (a couple of minutes)")
+    ap.add_argument("--large", action="store_true", help="up to 100,000 runs and depth 2,000")
+    ap.add_argument("--min-seconds", type=float, default=1.0)
+    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--repeat", type=int, default=2, help="end-to-end repeats (best is kept)")
     args = ap.parse_args()
-    get_encoding("o200k_base")  # load once, outside the timings
+    import profiler
+    print(f"profiler from {Path(profiler.__file__).parent.parent}")
+    get_encoding("o200k_base")
+    text = Text(args.data)
 
-    print(f"{'workflow':<8} {'depth':>6} {'prompt tokens':>14} {'tokenize only':>15} {'full analysis':>15} "
-          f"{'analysis/tokenize':>18} {'time/token vs depth 10':>23} {'max RSS':>9}")
-    for mode, depths in (("sliding", args.depths), ("growing", args.growing_depths)):
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        print(f"\n{'end to end (CLI vs naive peer)':<28} {'steps':>6} {'prompt tok':>12} {'ctxprof':>11} "
+              f"{'naive peer':>11} {'speedup':>9}  prefix figures   (CPU s)")
+        if not args.skip_real and args.data.exists():
+            from profiler.importers.registry import import_sources
+            for fmt, folder in REAL:
+                src = args.data / folder
+                if not src.exists():
+                    continue
+                path = tmp / f"{folder}.jsonl"
+                write_trace(import_sources(fmt, [src]), path)
+                end_to_end(f"real: {folder}", path, tmp, args.repeat)
+        for kind, depth in (("sliding", 300 if args.quick else 1000), ("growing", 150 if args.quick else 400)):
+            path = tmp / f"{kind}.jsonl"
+            write_trace(shape(kind, depth, text), path)
+            end_to_end(f"synthetic: {kind} {depth}", path, tmp, args.repeat)
+
+    print(f"\n{'shape':<10} {'size':>7} {'prompt tokens':>14} {'analyze':>9} {'tokens/s':>11} "
+          f"{'time/token vs smallest':>23} {'max RSS':>9}")
+    sizes = {
+        "global": [10, 100, 1000, 10_000] + ([100_000] if args.large else []),
+        "sliding": [10, 100, 1000] + ([2000] if args.large else []),
+        "growing": [10, 100, 300] + ([1000] if args.large else []),
+        "best-of-n": [10, 100, 1000] + ([2000] if args.large else []),
+        "tree": [10, 100, 1000] + ([2000] if args.large else []),
+    }
+    if args.quick:
+        sizes = {k: v[:3] for k, v in sizes.items()}
+    for kind, values in sizes.items():
         base = None
-        for depth in depths:
-            trace = workflow(depth, mode)
-            repeat = args.repeat
-            t_tok, _ = best_of(repeat, lambda: tokenize_naively(trace))
-            t_an, result = best_of(repeat, lambda: analyze(trace, tokenizer=StepTokenizer()))
+        for size in values:
+            trace = shape(kind, size, text)
+            scope = "global" if kind == "global" else "run"
+            t, result = cpu(lambda: analyze(trace, scope=scope), min_seconds=args.min_seconds, repeat=2)
             tokens = result.totals.input_tokens + result.totals.output_tokens
-            per_token = t_an / tokens
+            per_token = t / tokens
             base = base or per_token
-            rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{mode:<8} {depth:>6} {result.totals.input_tokens:>14,} {tokens / t_tok:>11,.0f} t/s "
-                  f"{tokens / t_an:>11,.0f} t/s {t_tok / t_an:>17.1f}x {per_token / base:>22.2f}x "
-                  f"{rss_mib:>6,.0f} MiB")
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{kind:<10} {size:>7,} {result.totals.input_tokens:>14,} {t:>7.2f} s {tokens / t:>11,.0f} "
+                  f"{per_token / base:>22.2f}x {rss:>6,.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":

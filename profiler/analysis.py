@@ -26,6 +26,8 @@ from profiler.trace.model import Step, Trace, ordered_llm_steps
 if TYPE_CHECKING:
     import pandas as pd
 
+    from profiler.progress import Progress
+
 ANALYSIS_SCHEMA = "ctxprof.analysis/1"
 SCOPES = ("run", "global")
 
@@ -84,8 +86,11 @@ class StepMetrics:
     cost_redundant_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["sources"] = [asdict(s) for s in self.sources]
+        # Field by field (the values are plain numbers and strings): `asdict` deep-copies every value
+        # and was a sizeable part of `ctxprof analyze -f json` on large traces.
+        d = {name: getattr(self, name) for name in _STEP_FIELDS}
+        d["sources"] = [{"run_id": s.run_id, "step_id": s.step_id, "prefix_tokens": s.prefix_tokens,
+                         "repeated_tokens": s.repeated_tokens} for s in self.sources]
         return d
 
     @classmethod
@@ -96,6 +101,9 @@ class StepMetrics:
         sources = tuple(ReuseSource.from_dict(s, f"{where}.sources[{i}]")
                         for i, s in enumerate(expect_list(expect_mapping(d, where), "sources", where)))
         return record_from_dict(cls, d, where, nested={"sources": sources})
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(StepMetrics))
 
 
 @dataclass(frozen=True)
@@ -294,9 +302,11 @@ class _Scope:
 
 
 def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
-            min_repeat: int = 32, tokenizer: StepTokenizer | None = None, engine: str = "local",
+            min_repeat: int = 32, tokenizer: StepTokenizer | None = None,
+            progress: "Progress | None" = None, engine: str = "local",
             address: str | None = None) -> Analysis:
-    """Compute the reuse metrics of every LLM step in `traces`.
+    """Compute the reuse metrics of every LLM step in `traces`. `progress`, when given, is called
+    with (steps, tokens) done after each step (the CLI draws a bar with it).
 
     `engine="ray"` runs the analysis on a Ray cluster (`address`, else a local one started on demand;
     `pip install 'ctxprof[ray]'`), where `traces` may also be files, folders, globs and URIs; the
@@ -316,7 +326,7 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     ordered = ordered_llm_steps(trace_list)
 
     with _gc_paused():
-        return _analyze_ordered(trace_list, ordered, options, tok, warnings)
+        return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
 
 
 @contextlib.contextmanager
@@ -333,20 +343,29 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
-                     options: AnalysisOptions, tok: StepTokenizer, warnings: list[str]) -> Analysis:
+                     options: AnalysisOptions, tok: StepTokenizer, warnings: list[str],
+                     progress: "Progress | None" = None) -> Analysis:
     powers = _Powers()
     scopes: dict[Any, _Scope] = {}
     results: dict[tuple[int, str, str], StepMetrics] = {}
     ordinal_ids: list[tuple[str, str]] = []
     no_content: list[str] = []
+    run_scope = options.scope == "run"
+    # In run scope a run's index is released after its last step, so memory is bounded by the
+    # largest run, not by the whole input.
+    last_step = {(ti, step.run_id): ordinal for ordinal, (ti, step) in enumerate(ordered)} if run_scope else {}
     for ordinal, (ti, step) in enumerate(ordered):
-        scope_key = (ti, step.run_id) if options.scope == "run" else None
+        scope_key = (ti, step.run_id) if run_scope else None
         state = scopes.get(scope_key)
         if state is None:
             state = scopes[scope_key] = _Scope(options.min_repeat, powers)
         ordinal_ids.append((step.run_id, step.step_id))
         results[(ti, step.run_id, step.step_id)] = _analyze_step(step, ordinal, state, tok, options,
                                                                  ordinal_ids, no_content)
+        if run_scope and last_step[scope_key] == ordinal:
+            del scopes[scope_key]
+        if progress is not None:
+            progress(1, results[(ti, step.run_id, step.step_id)].input_tokens)
     if no_content:
         warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
                         "their input tokens come from reported usage and count as novel")

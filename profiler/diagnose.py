@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -545,8 +545,10 @@ def _group(occurrences: Sequence[_Occurrence], prices: PriceLookup | None) -> li
 
 def diagnose(traces: Trace | Iterable[Trace], *, analysis: Analysis | None = None,
              tokenizer: StepTokenizer | None = None, prices: PriceLookup | None = None,
-             min_repeat: int = 32, min_tokens_lost: int = 64) -> Diagnosis:
+             min_repeat: int = 32, min_tokens_lost: int = 64,
+             progress: Callable[[int, int], None] | None = None) -> Diagnosis:
     """Find where prefix reuse breaks in each run although the content repeats (see module docstring).
+    `progress`, when given, is called with (steps, tokens) after each run.
 
     `analysis`, when given, lets runs that cannot have a finding be skipped: those with one model
     whose steps repeat fewer than `min_tokens_lost` tokens.
@@ -563,9 +565,11 @@ def diagnose(traces: Trace | Iterable[Trace], *, analysis: Analysis | None = Non
     warnings = [w for t in trace_list for w in t.warnings]
     for trace in trace_list:
         for run in trace.runs:
-            if worth is not None and run.run_id not in worth:
-                continue
-            occurrences += diagnoser.run(run)
+            if worth is None or run.run_id in worth:
+                occurrences += diagnoser.run(run)
+            if progress is not None:
+                llm = [s for s in run.steps if s.kind == "llm"]
+                progress(len(llm), sum(s.prompt.num_tokens or 0 for s in llm))
     if any(s.prompt.level == "hashes" for t in trace_list for s in t.steps):
         warnings.append("content-free steps (block hashes only) carry no text to diagnose; they were "
                         "left out")

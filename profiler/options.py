@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     from profiler.analysis import Analysis
     from profiler.pricing import PriceTable
+    from profiler.progress import Progress
     from profiler.trace.model import Trace
 
 
@@ -91,14 +92,15 @@ class ProfileOptions:
             return None
         return PriceTable.default()
 
-    def analyze(self, traces: "Iterable[Trace]", *, price: bool = True) -> "Analysis":
+    def analyze(self, traces: "Iterable[Trace]", *, price: bool = True,
+                progress: "Progress | None" = None) -> "Analysis":
         """Analyse `traces` with these options, and fill in costs unless unpriced (or `price` is
         False); pricing warnings (models without a price) join the analysis's warnings."""
         from profiler.analysis import analyze
 
         trace_list = list(traces)
         analysis = analyze(trace_list, scope=self.scope, block_size=self.block_size,
-                           min_repeat=self.min_repeat)
+                           min_repeat=self.min_repeat, progress=progress)
         table = self.price_table() if price else None
         if table is None:
             return analysis

@@ -8,146 +8,44 @@ that earlier steps of a scope left processed. `match(P)` returns, for a new prom
   tokens of P containing p occurs somewhere in an earlier S_j;
 - where each reused token first appeared (the ordinal of the step that inserted it).
 
-`insert(S, ordinal, match)` adds a finished step. How it stays linear in total tokens:
+`insert(S, ordinal, match)` adds a finished step. How it stays linear in total tokens, whatever the
+shape of the workload (many runs sharing a system prompt, best-of-N, tree search, sliding windows):
 
-- Tokens are mixed (splitmix64, salted by tokenizer so ids of different vocabularies never match), and
-  one vectorised pass computes the polynomial rolling hashes (mod 2^64) of every prefix and of every
-  `min_repeat`-token window.
-- Prefixes live in a trie of 16-token nodes (as vLLM's chained block hashes): one dict entry per 16
-  tokens, keyed by the hash of the prefix up to the node; each node keeps the distinct continuations
-  that followed it. The longest prefix is a binary search over nodes (the node set is prefix-closed)
-  plus one comparison of the last partial block.
+- Hashes come from the one hash scheme (`profiler.prefix.hashing`): one vectorised pass per sequence
+  gives the hash of every prefix and of every `min_repeat`-token window.
+- Prefixes live in the shared `profiler.prefix.PrefixIndex`, one key per 16-token block (the prefix
+  hash at the block's end, a prefix-closed set: the longest run of whole blocks is a binary search),
+  whose value lists the distinct continuations that followed the block. The last partial block is
+  matched by scanning at most 8 continuations; a block continued more often (many runs sharing a
+  system prompt, best-of-N, tree search) indexes the prefix hashes inside it instead, so no lookup
+  ever scans a growing list.
 - Windows live in a dict from window hash to the step that first had it.
 - Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
   match already found.
-
-Hashes are 64-bit, so two different spans collide with probability ~2^-64 per comparison; the tests
-compare every metric against a brute-force oracle.
 
 `BlockReuseIndex` does the same at block granularity for content-free traces (block hashes only).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
 
+from profiler.prefix import PrefixIndex, id_block_hashes, sequence_hashes
+from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt, rolling_extend
+
 _U64 = np.uint64
-_BASE = 0x9E3779B97F4A7C15 | 1  # odd, so invertible modulo 2^64
-_BASE_INV = pow(_BASE, -1, 1 << 64)
 
+__all__ = ["BlockMatch", "BlockReuseIndex", "Match", "ReuseIndex", "SequenceHashes", "namespace_salt"]
 
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    """Mix token ids so the polynomial hash has no structure to collide on (wrapping uint64)."""
-    with np.errstate(over="ignore"):
-        z = x + _U64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return z ^ (z >> _U64(31))
+_Powers = Powers  # the name the analyzer and diagnosis pass around
 
 
 def _consume(iterator) -> None:
     deque(iterator, maxlen=0)
-
-
-def namespace_salt(namespace: str) -> int:
-    """A 64-bit salt per token id space, so ids of different tokenizers never match."""
-    return int.from_bytes(hashlib.blake2b(namespace.encode(), digest_size=8).digest(), "little")
-
-
-class _Powers:
-    """BASE^q and BASE^-q modulo 2^64 for q < n, grown on demand."""
-
-    def __init__(self) -> None:
-        self.pos = np.ones(1, dtype=_U64)
-        self.neg = np.ones(1, dtype=_U64)
-
-    def ensure(self, n: int) -> None:
-        if n <= self.pos.size:
-            return
-        size = max(n, 2 * self.pos.size)
-        with np.errstate(over="ignore"):
-            self.pos = np.cumprod(np.full(size, _BASE, dtype=_U64)) * _U64(_BASE_INV)
-            self.neg = np.cumprod(np.full(size, _BASE_INV, dtype=_U64)) * _U64(_BASE)
-        self.pos[0] = self.neg[0] = 1
-
-
-_G = 16  # tokens per prefix-trie node
-_ROOT = -1  # key of the trie's root (hash keys are non-negative)
-_PAD = np.uint64(0xFFFFFFFFFFFFFFFF)  # pads short continuations (a mixed token equals it w.p. 2^-64)
-
-
-class _Node:
-    """A prefix-trie node: the distinct continuations (up to 16 mixed tokens, as bytes) seen after its
-    prefix, each with the step that first had it."""
-
-    __slots__ = ("source", "conts", "_matrix", "_rows", "_sources")
-
-    def __init__(self, source: int) -> None:
-        self.source = source  # ordinal of the step that first reached this node
-        self.conts: dict[bytes, int] = {}
-        self._matrix: np.ndarray | None = None  # rows of continuations, grown by doubling
-        self._rows = 0
-        self._sources: list[int] = []
-
-    def add(self, continuation: bytes, ordinal: int) -> None:
-        if not continuation or continuation in self.conts:
-            return
-        self.conts[continuation] = ordinal
-        if self._matrix is not None:
-            self._append(continuation, ordinal)
-
-    def _append(self, continuation: bytes, ordinal: int) -> None:
-        assert self._matrix is not None
-        if self._rows == self._matrix.shape[0]:
-            grown = np.full((2 * self._rows, _G), _PAD, dtype=_U64)
-            grown[: self._rows] = self._matrix
-            self._matrix = grown
-        row = np.frombuffer(continuation, dtype=_U64)
-        self._matrix[self._rows, : row.size] = row
-        self._rows += 1
-        self._sources.append(ordinal)
-
-    def extend(self, block: np.ndarray) -> tuple[int, int | None]:
-        """Longest common prefix of `block` with any continuation, and that continuation's source."""
-        if block.size == 0 or not self.conts:
-            return 0, None
-        if len(self.conts) == 1:
-            ((cont, source),) = self.conts.items()
-            return _common_tokens(block.tobytes(), cont), source
-        if self._matrix is None:
-            self._matrix = np.full((max(4, len(self.conts)), _G), _PAD, dtype=_U64)
-            for cont, source in self.conts.items():
-                self._append(cont, source)
-        equal = self._matrix[: self._rows, : block.size] == block
-        lengths = np.logical_and.accumulate(equal, axis=1).sum(axis=1)
-        best = int(lengths.argmax())
-        return int(lengths[best]), self._sources[best]
-
-
-def _common_tokens(a: bytes, b: bytes) -> int:
-    """Number of leading 8-byte tokens two byte strings share."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n // 8
-    i = 0
-    while a[i] == b[i]:
-        i += 1
-    return i // 8
-
-
-@dataclass(frozen=True)
-class SequenceHashes:
-    """Mixed tokens (`mixed[p]`: token p salted by its id space), prefix hashes (`prefix[p]`
-    identifies seq[:p+1]) and window hashes (`window[s]` identifies seq[s:s+k]) of one sequence."""
-
-    mixed: np.ndarray
-    prefix: np.ndarray
-    window: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -162,45 +60,99 @@ class Match:
     window_src: np.ndarray | None = None
 
 
+_G = 16  # tokens per prefix block
+_FINE_AFTER = 8  # continuations a block scans before it indexes them token by token
+
+
+class _Block:
+    """What followed one block-aligned prefix: the distinct next-`_G`-token continuations (mixed tokens
+    as bytes) with the step that first had each. Up to `_FINE_AFTER` of them are scanned; past that
+    (many runs continuing one system prompt, best-of-N, tree search) every prefix hash inside the
+    block is indexed, so a lookup never scans more than a handful."""
+
+    __slots__ = ("source", "base", "conts", "fine")
+
+    def __init__(self, source: int, base: int) -> None:
+        self.source = source  # ordinal of the step that first reached this prefix
+        self.base = base  # the prefix's own hash (0 for the empty prefix)
+        self.conts: dict[bytes, int] = {}
+        self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
+
+    def add(self, cont: np.ndarray, hashes: np.ndarray, ordinal: int) -> None:
+        """`cont`: the mixed tokens after the prefix (<= _G); `hashes`: their prefix hashes."""
+        if not cont.size:
+            return
+        key = cont.tobytes()
+        if key in self.conts:
+            return
+        self.conts[key] = ordinal
+        if self.fine is not None:
+            _consume(map(self.fine.setdefault, hashes.tolist(), repeat(ordinal)))
+        elif len(self.conts) > _FINE_AFTER:
+            self.fine = {}
+            # Earlier continuations' hashes are recomputed from their tokens (only when switching).
+            for c, source in self.conts.items():
+                hashes_c = rolling_extend(self.base, np.frombuffer(c, dtype=_U64))
+                _consume(map(self.fine.setdefault, hashes_c, repeat(source)))
+
+    def extend(self, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
+        """Longest common prefix of `block` (mixed tokens) with any continuation, and its source."""
+        if not block.size or not self.conts:
+            return 0, None
+        if self.fine is not None:
+            fine = self.fine
+            lo, hi = 0, int(block.size)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if int(hashes[mid - 1]) in fine:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return lo, (fine[int(hashes[lo - 1])] if lo else None)
+        raw = block.tobytes()
+        best, source = 0, None
+        for cont, src in self.conts.items():
+            n = _common_tokens(raw, cont)
+            if n > best:
+                best, source = n, src
+        return best, source
+
+
+def _common_tokens(a: bytes, b: bytes) -> int:
+    """Number of leading 8-byte tokens two byte strings share."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n // 8
+    lo, hi = 0, n // 8  # binary search on the first differing token (bytes compare in C)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid * 8] == b[:mid * 8]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class ReuseIndex:
     """Earlier sequences of one scope, indexed for prefix and repeated-window lookups."""
 
-    def __init__(self, min_repeat: int = 32, powers: _Powers | None = None) -> None:
+    def __init__(self, min_repeat: int = 32, powers: Powers | None = None) -> None:
         if min_repeat < 1:
             raise ValueError("min_repeat must be >= 1")
         self.k = min_repeat
-        self._powers = powers or _Powers()
-        # Prefixes live in a trie of 16-token nodes keyed by the hash of the prefix up to the node;
-        # each node keeps the distinct next-16-token continuations seen after it. Storing one key per
-        # 16 tokens (not per token) keeps the table small and the lookups in cache.
-        self._nodes: dict[int, _Node] = {}
+        self._powers = powers or Powers()
+        # Block-aligned prefixes: the prefix hash at each block end -> `_Block` of what followed.
+        self._prefixes = PrefixIndex()
+        self._root: _Block | None = None
         self._windows: dict[int, int] = {}  # window hash -> ordinal of the step that first had it
 
     def hashes(self, seq: np.ndarray, salt: int) -> SequenceHashes:
-        n = int(seq.size)
-        if n == 0:
-            empty = np.zeros(0, dtype=_U64)
-            return SequenceHashes(empty, empty, empty)
-        self._powers.ensure(n)
-        with np.errstate(over="ignore"):
-            x = _splitmix(seq.astype(_U64) ^ _U64(salt))
-            # H[p] = sum_{q<=p} x[q] B^(p-q) = B^p * sum_{q<=p} x[q] B^-q  (all modulo 2^64)
-            c = np.cumsum(x * self._powers.neg[:n], dtype=_U64)
-            prefix = c * self._powers.pos[:n]
-            k = self.k
-            if n >= k:
-                lo = np.concatenate([np.zeros(1, dtype=_U64), c[: n - k]])
-                window = (c[k - 1:] - lo) * self._powers.pos[k - 1: n]
-                # Salt windows apart from prefixes of the same length.
-                window ^= _U64(0x5BD1E9955BD1E995)
-            else:
-                window = np.zeros(0, dtype=_U64)
-        return SequenceHashes(x, prefix, window)
+        return sequence_hashes(seq, salt, self.k, self._powers)
 
     def match(self, prompt_len: int, h: SequenceHashes) -> Match:
         """Reuse for a prompt of `prompt_len` tokens whose hashes (possibly of the prompt followed by
         its output) are `h`."""
-        prefix, prefix_source = self._longest_prefix(prompt_len, h.prefix, h.mixed)
+        prefix, prefix_source = self._longest_prefix(prompt_len, h)
         sources = np.full(prompt_len, -1, dtype=np.int64)
         if prefix:
             sources[:prefix] = prefix_source
@@ -232,7 +184,7 @@ class ReuseIndex:
         inside the reused prefix is indexed already (it came from an earlier sequence), and so is
         every window the match found, so only the rest is inserted."""
         reused_prefix = match.prefix if match is not None else 0
-        self._insert_prefixes(h.mixed, h.prefix, ordinal, reused_prefix)
+        self._insert_prefixes(h, ordinal, reused_prefix)
         start = max(0, reused_prefix - self.k + 1)
         windows = h.window[start:]
         if match is not None and match.window_src is not None and match.window_start == start:
@@ -241,53 +193,38 @@ class ReuseIndex:
         # setdefault keeps the first step that had each key; map + deque runs the loop in C.
         _consume(map(self._windows.setdefault, windows.tolist(), repeat(ordinal)))
 
-    def _node_key(self, prefix_hashes: np.ndarray, m: int) -> int:
-        return _ROOT if m == 0 else int(prefix_hashes[m * _G - 1])
+    def _block(self, m: int, h: SequenceHashes) -> _Block | None:
+        return self._root if m == 0 else self._prefixes.get(int(h.prefix[m * _G - 1]))
 
-    def _longest_prefix(self, n: int, prefix_hashes: np.ndarray,
-                        mixed: np.ndarray) -> tuple[int, int | None]:
-        """Longest prefix of the first `n` tokens shared with a stored sequence, and its source."""
-        nodes = self._nodes
-        if _ROOT not in nodes:
+    def _longest_prefix(self, n: int, h: SequenceHashes) -> tuple[int, int | None]:
+        if self._root is None or n == 0:
             return 0, None
-        # Largest m with a node at 16*m tokens; nodes are prefix-closed, so binary search is valid.
-        lo, hi = 0, n // _G
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._node_key(prefix_hashes, mid) in nodes:
-                lo = mid
-            else:
-                hi = mid - 1
-        node = nodes[self._node_key(prefix_hashes, lo)]
-        extra, source = node.extend(mixed[lo * _G: min(n, lo * _G + _G)])
+        # Whole blocks: the block-end keys are prefix-closed, so a binary search finds the last held.
+        m = self._prefixes.match(h.prefix[_G - 1: n: _G])
+        node = self._block(m, h)
+        assert node is not None
+        end = min(n, m * _G + _G)
+        extra, source = node.extend(h.mixed[m * _G: end], h.prefix[m * _G: end])
         if extra == 0:
-            return lo * _G, (node.source if lo else None)
-        return lo * _G + extra, source
+            return m * _G, (node.source if m else None)
+        return m * _G + extra, source
 
-    def _insert_prefixes(self, seq: np.ndarray, prefix_hashes: np.ndarray, ordinal: int,
-                         reused_prefix: int) -> None:
-        nodes = self._nodes
-        for m in range(reused_prefix // _G, seq.size // _G + 1):
-            key = self._node_key(prefix_hashes, m)
-            node = nodes.get(key)
+    def _insert_prefixes(self, h: SequenceHashes, ordinal: int, reused_prefix: int) -> None:
+        n = int(h.mixed.size)
+        if self._root is None:
+            self._root = _Block(ordinal, 0)
+        for m in range(reused_prefix // _G, n // _G + 1):
+            node = self._block(m, h)
             if node is None:
-                node = nodes[key] = _Node(ordinal)
-            node.add(seq[m * _G: m * _G + _G].tobytes(), ordinal)
+                node = _Block(ordinal, int(h.prefix[m * _G - 1]))
+                self._prefixes.insert([int(h.prefix[m * _G - 1])], node)
+            end = min(n, m * _G + _G)
+            node.add(h.mixed[m * _G: end], h.prefix[m * _G: end], ordinal)
 
     @property
     def size(self) -> int:
-        """Prefix-trie nodes plus distinct windows held (memory grows with this)."""
-        return len(self._nodes) + len(self._windows)
-
-
-def _chain(block_hashes: tuple[int, ...] | list[int], chained: bool) -> list[int]:
-    if chained:
-        return list(block_hashes)
-    out, prev = [], 0
-    for h in block_hashes:
-        prev = hash((prev, h))
-        out.append(prev)
-    return out
+        """Block-aligned prefixes plus distinct windows held (memory grows with this)."""
+        return len(self._prefixes) + len(self._windows)
 
 
 @dataclass(frozen=True)
@@ -307,19 +244,16 @@ class BlockReuseIndex:
     """
 
     def __init__(self) -> None:
-        self._chains: dict[int, int] = {}
+        self._chains = PrefixIndex()  # chained block hash -> ordinal of the step that first had it
         self._contents: dict[int, int] = {}
 
     def match(self, block_hashes: tuple[int, ...], chained: bool) -> BlockMatch:
-        chain = _chain(block_hashes, chained)
-        n = 0
-        while n < len(chain) and chain[n] in self._chains:
-            n += 1
+        chain = id_block_hashes(block_hashes, chained, 0)
+        n = self._chains.match_scan(chain)
         repeated = sum(1 for h in block_hashes[n:] if h in self._contents)
-        return BlockMatch(n, repeated, self._chains[chain[n - 1]] if n else None)
+        return BlockMatch(n, repeated, self._chains.get(chain[n - 1]) if n else None)
 
     def insert(self, block_hashes: tuple[int, ...], chained: bool, ordinal: int) -> None:
-        for h in _chain(block_hashes, chained):
-            self._chains.setdefault(h, ordinal)
+        self._chains.insert(id_block_hashes(block_hashes, chained, 0), ordinal)
         for h in block_hashes:
             self._contents.setdefault(h, ordinal)

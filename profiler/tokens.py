@@ -28,6 +28,7 @@ import json
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -320,6 +321,25 @@ def _role_header(message: Mapping[str, Any]) -> str:
     return f"{role} name={name}" if isinstance(name, str) and name else role
 
 
+# Conversations whose last prompt is kept for reuse: enough for interleaved runs, bounded for
+# inputs with many runs.
+_RECENT_CONVERSATIONS = 256
+
+
+@dataclass(frozen=True)
+class _ToolsPart:
+    """The tool definitions as one part of a prompt (compared by value with the previous prompt's)."""
+
+    tools: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _ResponseFormatPart:
+    """The structured-output format as one part of a prompt, after the tools."""
+
+    response_format: Mapping[str, Any]
+
+
 class StepTokenizer:
     """Render and tokenize steps, memoizing each distinct message, tool list and text once.
 
@@ -334,6 +354,10 @@ class StepTokenizer:
         self._default_encoding = default_encoding
         self._tokenizer_for = tokenizer_for or self._by_model
         self._memo: dict[tuple[str, bytes], np.ndarray] = {}
+        self._blocks: dict[tuple[str, str, bytes], np.ndarray] = {}
+        # The last rendered prompt of recent conversations (tokenizer, run): its parts, where each part
+        # ends, and its token ids; a step that starts with the same parts reuses them as they are.
+        self._last: OrderedDict[tuple[str, str], tuple[list[Any], list[int], np.ndarray]] = OrderedDict()
         self.approximate_models: set[str] = set()
         self.texts_tokenized = 0  # distinct pieces actually sent to a tokenizer (for tests/benchmarks)
 
@@ -393,6 +417,62 @@ class StepTokenizer:
         return [start, self._encode_text(tok, header + "\n"), self._encode_text(tok, body), end,
                 self._encode_text(tok, "\n")]
 
+    def _rendered_block(self, tok: TextTokenizer, header: str, body: str) -> np.ndarray:
+        """One whole rendered block (markers included) as one array, memoized per tokenizer."""
+        key = (tok.name, header, _digest(body))
+        ids = self._blocks.get(key)
+        if ids is None:
+            ids = np.concatenate(self._block(tok, header, body))
+            ids.setflags(write=False)
+            self._blocks[key] = ids
+        return ids
+
+    def _part_ids(self, tok: TextTokenizer, part: Any) -> np.ndarray:
+        if isinstance(part, _ToolsPart):
+            return self._rendered_block(tok, "tools", render_tools(part.tools))
+        if isinstance(part, _ResponseFormatPart):
+            return self._rendered_block(tok, "response_format",
+                                        render_response_format(part.response_format))
+        return self._rendered_block(tok, _role_header(part), render_message_body(part))
+
+    def _chat_tokens(self, tok: TextTokenizer, step: Step) -> np.ndarray:
+        """The chat rendering of a step's prompt. Each part (the tools, the response format, each
+        message) is one memoized
+        block; the leading parts equal to the previous prompt of the same run are taken from that
+        prompt as they are, so a growing history costs only its new messages."""
+        prompt = step.prompt
+        parts: list[Any] = [_ToolsPart(tuple(prompt.tools))] if prompt.tools else []
+        if prompt.response_format:
+            parts.append(_ResponseFormatPart(prompt.response_format))
+        parts.extend(prompt.messages or ())
+        conv = (tok.name, step.run_id)
+        last = self._last.pop(conv, None)
+        shared = 0
+        pieces: list[np.ndarray] = []
+        ends: list[int] = []
+        if last is not None:
+            last_parts, last_ends, last_ids = last
+            m = min(len(parts), len(last_parts))
+            while shared < m and (parts[shared] is last_parts[shared] or parts[shared] == last_parts[shared]):
+                shared += 1
+            if shared:
+                ends = last_ends[:shared]
+                pieces.append(last_ids[:ends[-1]])
+        pos = ends[-1] if ends else 0
+        for part in parts[shared:]:
+            ids = self._part_ids(tok, part)
+            pieces.append(ids)
+            pos += int(ids.size)
+            ends.append(pos)
+        start, _ = self._specials(tok)
+        pieces += [start, self._encode_text(tok, "assistant\n")]
+        out = np.concatenate(pieces)
+        out.setflags(write=False)
+        self._last[conv] = (parts, ends, out)
+        if len(self._last) > _RECENT_CONVERSATIONS:
+            self._last.popitem(last=False)
+        return out
+
     def prompt_tokens(self, step: Step) -> np.ndarray:
         prompt: Prompt = step.prompt
         if prompt.level == "tokens":
@@ -412,16 +492,7 @@ class StepTokenizer:
                 ids.setflags(write=False)
                 self._memo[key] = ids
             return ids
-        parts: list[np.ndarray] = []
-        if prompt.tools:
-            parts += self._block(tok, "tools", render_tools(prompt.tools))
-        if prompt.response_format:
-            parts += self._block(tok, "response_format", render_response_format(prompt.response_format))
-        for message in prompt.messages:
-            parts += self._block(tok, _role_header(message), render_message_body(message))
-        start, _ = self._specials(tok)
-        parts += [start, self._encode_text(tok, "assistant\n")]
-        return np.concatenate(parts)
+        return self._chat_tokens(tok, step)
 
     def output_tokens(self, step: Step) -> np.ndarray:
         output: Output = step.output

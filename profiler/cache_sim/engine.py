@@ -28,16 +28,14 @@ recomputes the last prompt token to get the logits of the first output token (vL
 KV of different models and tokenizers never match (the hashes are salted with both). Nothing depends
 on wall-clock time: recency is the step's position in the replay. Costs are linear in the total number
 of tokens (each step's tokens are hashed once per step, each block is inserted and evicted at most
-once per insertion), with a heap of eviction candidates (log factor).
+once per insertion). The cache is the shared `profiler.prefix.PrefixIndex`: LRU eviction is O(1) per
+block (leaf-only LRU is plain LRU over blocks, see `profiler.prefix.index`), FIFO a heap of leaves.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, NewType, Protocol, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -49,181 +47,54 @@ from profiler.cache_sim.presets import (
 )
 from profiler.errors import ProfilerError
 from profiler.tokens import StepTokenizer
-from profiler.trace.model import Step, Trace, step_order_key
+from profiler.prefix import (
+    POLICIES,
+    BlockHash,
+    EvictionPolicy,
+    FIFOPolicy,
+    LRUPolicy,
+    PrefixIndex,
+    block_hashes,
+    chained_id_block_hashes_many,
+    id_block_hashes,
+    make_policy,
+    namespace_salt,
+    prefix_hashes,
+)
+from profiler.trace.model import Step, Trace, ordered_llm_steps
 
-__all__ = ["BlockHash", "EngineCapacityResult", "EngineSimulation", "FIFOPolicy", "KVBlockCache",
+__all__ = ["BlockHash", "EvictionPolicy", "EngineCapacityResult", "EngineSimulation", "FIFOPolicy", "KVBlockCache",
            "LRUPolicy", "ModelPreset", "POLICIES", "PRESETS", "parse_capacity", "resolve_preset",
            "simulate_engine", "step_blocks"]
 
 ENGINE_SCHEMA = "ctxprof.engine-cache/1"
 
-# A block's identity: the hash of its parent block's hash and its own content (so of the whole prefix).
-BlockHash = NewType("BlockHash", int)
-
-
-# --- eviction policies ------------------------------------------------------------------------------
-
-class EvictionPolicy(Protocol):
-    """Chooses which evictable block goes when the cache is full.
-
-    The cache tells the policy when a block is accessed (`touch`), when a block has become a leaf and
-    so may be evicted (`candidate`), and when a block left the cache (`forget`). `pop_victim` returns
-    the block to evict among those `evictable` says yes to, or None when there is none.
-    """
-
-    name: str
-
-    def touch(self, block: BlockHash, tick: int, depth: int) -> None: ...
-
-    def candidate(self, block: BlockHash) -> None: ...
-
-    def forget(self, block: BlockHash) -> None: ...
-
-    def pop_victim(self, evictable: Callable[[BlockHash], bool]) -> BlockHash | None: ...
-
-
-class _HeapPolicy:
-    """Candidates in a heap ordered by a key the subclass defines; entries whose key has changed since
-    they were pushed (the block was used again, or left the cache) are stale and skipped."""
-
-    name = "heap"
-
-    def __init__(self) -> None:
-        self._key: dict[BlockHash, tuple[int, int]] = {}
-        self._heap: list[tuple[tuple[int, int], int, BlockHash]] = []
-        self._order = itertools.count()
-
-    def touch(self, block: BlockHash, tick: int, depth: int) -> None:
-        raise NotImplementedError
-
-    def candidate(self, block: BlockHash) -> None:
-        heapq.heappush(self._heap, (self._key[block], next(self._order), block))
-
-    def forget(self, block: BlockHash) -> None:
-        self._key.pop(block, None)
-
-    def pop_victim(self, evictable: Callable[[BlockHash], bool]) -> BlockHash | None:
-        while self._heap:
-            key, _, block = heapq.heappop(self._heap)
-            # A pinned or no-longer-leaf block is dropped here; the cache offers it again when it
-            # becomes a free leaf (at the end of the request that pinned it, or when its child goes).
-            if self._key.get(block) == key and evictable(block):
-                return block
-        return None
-
-
-class LRUPolicy(_HeapPolicy):
-    """Least recently used leaf first; among blocks used by the same request, the deepest first (the
-    tail of a prefix goes before its head, as SGLang and vLLM evict)."""
-
-    name = "lru"
-
-    def touch(self, block: BlockHash, tick: int, depth: int) -> None:
-        self._key[block] = (tick, -depth)
-
-
-class FIFOPolicy(_HeapPolicy):
-    """First inserted leaf first, however recently it was used (a baseline for LRU)."""
-
-    name = "fifo"
-
-    def touch(self, block: BlockHash, tick: int, depth: int) -> None:
-        self._key.setdefault(block, (tick, -depth))
-
-
-POLICIES: dict[str, Callable[[], EvictionPolicy]] = {"lru": LRUPolicy, "fifo": FIFOPolicy}
-
-
-def make_policy(name: str) -> EvictionPolicy:
-    try:
-        return POLICIES[name]()
-    except KeyError:
-        raise ProfilerError(f"unknown eviction policy {name!r}; use one of {', '.join(POLICIES)}") from None
-
 
 # --- the cache ---------------------------------------------------------------------------------------
 
-class KVBlockCache:
-    """A prefix cache of KV blocks with a capacity in blocks (None: unbounded).
-
-    Blocks form a tree (each block's parent is the block before it in its sequence); the cache holds
-    a prefix-closed set of blocks, because a block is inserted after its parent and only leaves are
-    evicted.
-    """
+class KVBlockCache(PrefixIndex):
+    """A prefix cache of KV blocks with a capacity in blocks (None: unbounded): the shared
+    `PrefixIndex` with the engine's vocabulary. `insert(hashes)` serves one request (cached blocks are
+    used again, the rest inserted as far as the capacity allows, evicting leaves by policy, never the
+    request's own blocks) and returns how many leading blocks are cached afterwards."""
 
     def __init__(self, capacity_blocks: int | None, policy: EvictionPolicy | None = None) -> None:
-        if capacity_blocks is not None and capacity_blocks < 0:
-            raise ProfilerError(f"cache capacity must be >= 0 blocks, got {capacity_blocks}")
-        self.capacity_blocks = capacity_blocks
-        self.policy = policy or LRUPolicy()
-        self._parent: dict[BlockHash, BlockHash | None] = {}
-        self._children: dict[BlockHash, int] = {}
-        self._tick = 0
-        self.evicted_blocks = 0
+        super().__init__(capacity_blocks, policy)
 
-    def __len__(self) -> int:
-        return len(self._parent)
+    @property
+    def capacity_blocks(self) -> int | None:
+        return self.capacity
 
-    def __contains__(self, block: object) -> bool:
-        return block in self._parent
+    @property
+    def evicted_blocks(self) -> int:
+        return self.evicted
 
     def match_prefix(self, hashes: Sequence[BlockHash]) -> int:
         """How many leading blocks of `hashes` are cached (no side effects)."""
-        n = 0
-        for h in hashes:
-            if h not in self._parent:
-                break
-            n += 1
-        return n
+        return self.match_scan(hashes)
 
-    def insert(self, hashes: Sequence[BlockHash]) -> int:
-        """Serve one request's blocks: mark the cached ones used, insert the rest (evicting as needed).
-        Returns how many leading blocks are cached afterwards (fewer than all when the cache cannot
-        make room without evicting this request's own blocks)."""
-        self._tick += 1
-        bounded = self.capacity_blocks is not None
-        policy = self.policy
-        pinned: set[BlockHash] = set()
-        parent: BlockHash | None = None
-        cached = 0
-        for depth, h in enumerate(hashes):
-            if h not in self._parent:
-                if bounded and len(self._parent) >= self.capacity_blocks:  # type: ignore[operator]
-                    if not self.evict(1, pinned):
-                        break
-                self._parent[h] = parent
-                self._children[h] = 0
-                if parent is not None:
-                    self._children[parent] += 1
-            if bounded:
-                policy.touch(h, self._tick, depth)
-            pinned.add(h)
-            parent = h
-            cached += 1
-        if bounded and parent is not None and self._children[parent] == 0:
-            policy.candidate(parent)
-        return cached
-
-    def evict(self, count: int, pinned: Iterable[BlockHash] = ()) -> int:
-        """Evict up to `count` leaf blocks chosen by the policy, never one in `pinned`; returns how
-        many went."""
-        pinned = pinned if isinstance(pinned, (set, frozenset)) else set(pinned)
-        done = 0
-        while done < count:
-            victim = self.policy.pop_victim(
-                lambda b: b in self._children and self._children[b] == 0 and b not in pinned)
-            if victim is None:
-                break
-            parent = self._parent.pop(victim)
-            del self._children[victim]
-            self.policy.forget(victim)
-            self.evicted_blocks += 1
-            done += 1
-            if parent is not None:
-                self._children[parent] -= 1
-                if self._children[parent] == 0:
-                    self.policy.candidate(parent)
-        return done
+    def insert(self, hashes: Sequence[BlockHash], value: Any = None, start: int = 0) -> int:  # type: ignore[override]
+        return self.serve(list(hashes[start:]) if start else list(hashes), value)
 
 
 # --- steps as blocks ---------------------------------------------------------------------------------
@@ -233,39 +104,10 @@ class StepBlocks:
     """One step as the engine sees it: the chained hashes of prompt + output blocks, how many of them
     are prompt blocks that can hit, and the prompt's length in tokens."""
 
-    hashes: tuple[BlockHash, ...]
+    hashes: Sequence[BlockHash]
     prompt_blocks: int
     prompt_tokens: int
     block_size: int
-
-
-def _salt(namespace: str) -> bytes:
-    return hashlib.blake2b(namespace.encode(), digest_size=8).digest()
-
-
-def chain_token_blocks(tokens: np.ndarray, block_size: int, namespace: str) -> list[BlockHash]:
-    """Chained hashes of the full blocks of `tokens` (as vLLM: hash(parent hash, block tokens))."""
-    n = int(tokens.size) // block_size
-    data = np.ascontiguousarray(tokens[: n * block_size], dtype="<i8").tobytes()
-    width = block_size * 8
-    parent = _salt(namespace)
-    out: list[BlockHash] = []
-    for i in range(n):
-        parent = hashlib.blake2b(parent + data[i * width:(i + 1) * width], digest_size=8).digest()
-        out.append(BlockHash(int.from_bytes(parent, "little")))
-    return out
-
-
-def chain_ids(ids: Sequence[int], chained: bool, namespace: str) -> list[BlockHash]:
-    """Block ids of a content-free trace as chained hashes in `namespace`: chained ids (Mooncake,
-    vLLM) already identify their prefix; per-block content ids are chained here."""
-    salt = int.from_bytes(_salt(namespace), "little")
-    out: list[BlockHash] = []
-    prev = salt
-    for h in ids:
-        prev = hash((salt, h)) if chained else hash((prev, h))
-        out.append(BlockHash(prev))
-    return out
 
 
 def step_blocks(step: Step, tokenizer: StepTokenizer, block_size: int) -> StepBlocks | None:
@@ -277,28 +119,15 @@ def step_blocks(step: Step, tokenizer: StepTokenizer, block_size: int) -> StepBl
         p = tokenizer.prompt_tokens(step)
         o = tokenizer.output_tokens(step)
         seq = np.concatenate([p, o]) if o.size else p
-        hashes = chain_token_blocks(seq, block_size, f"{tokenizer.namespace(step)}|{model}")
-        return StepBlocks(tuple(hashes), int(p.size) // block_size, int(p.size), block_size)
+        prefix = prefix_hashes(seq, namespace_salt(f"{tokenizer.namespace(step)}|{model}"))
+        hashes = block_hashes(prefix, block_size)
+        return StepBlocks(hashes, int(p.size) // block_size, int(p.size), block_size)
     if level == "hashes":
         bs = prompt.block_size or block_size
         ids = tuple(prompt.block_hashes or ()) + tuple(step.output.block_hashes or ())
-        hashes = chain_ids(ids, prompt.chained, f"blocks/{bs}|{model}")
-        return StepBlocks(tuple(hashes), len(prompt.block_hashes or ()), prompt.num_tokens or 0, bs)
+        hashes = id_block_hashes(ids, prompt.chained, namespace_salt(f"blocks/{bs}|{model}"))
+        return StepBlocks(hashes, len(prompt.block_hashes or ()), prompt.num_tokens or 0, bs)
     return None
-
-
-def ordered_llm_steps(traces: Sequence[Trace]) -> list[Step]:
-    """LLM steps of all traces by start time, ties (and missing times) in file order."""
-    keyed = []
-    for ti, trace in enumerate(traces):
-        for run in trace.runs:
-            for si, step in enumerate(run.steps):
-                if step.kind != "llm":
-                    continue
-                start, pos = step_order_key(step, step.line if step.line is not None else si)
-                keyed.append(((start, ti, pos), step))
-    keyed.sort(key=lambda kv: kv[0])
-    return [s for _, s in keyed]
 
 
 # --- results -----------------------------------------------------------------------------------------
@@ -366,6 +195,21 @@ class _Tally:
         self.saved += min(hit, max(blocks.prompt_tokens - 1, 0))
 
 
+def _prehash_chained(steps: Sequence[Step], bs: int) -> dict[int, StepBlocks]:
+    """The blocks of every content-free step with chained ids, hashed in one pass per namespace."""
+    groups: dict[str, list[Step]] = {}
+    for s in steps:
+        if s.prompt.level == "hashes" and s.prompt.chained:
+            groups.setdefault(f"blocks/{s.prompt.block_size or bs}|{s.model or ''}", []).append(s)
+    out: dict[int, StepBlocks] = {}
+    for namespace, group in groups.items():
+        ids = [tuple(s.prompt.block_hashes or ()) + tuple(s.output.block_hashes or ()) for s in group]
+        for s, hashes in zip(group, chained_id_block_hashes_many(ids, namespace_salt(namespace))):
+            out[id(s)] = StepBlocks(hashes, len(s.prompt.block_hashes or ()), s.prompt.num_tokens or 0,
+                                    s.prompt.block_size or bs)
+    return out
+
+
 def _engine_block_size(steps: Sequence[Step], requested: int) -> int:
     sizes = {s.prompt.block_size or requested for s in steps if s.prompt.level == "hashes"}
     if len(sizes) > 1:
@@ -376,8 +220,10 @@ def _engine_block_size(steps: Sequence[Step], requested: int) -> int:
 
 def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None], *,
                     block_size: int = 16, policy: str = "lru",
-                    tokenizer: StepTokenizer | None = None) -> EngineSimulation:
-    """Replay the traces through a KV cache of each capacity (tokens; None = unbounded)."""
+                    tokenizer: StepTokenizer | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> EngineSimulation:
+    """Replay the traces through a KV cache of each capacity (tokens; None = unbounded).
+    `progress`, when given, is called with (steps, tokens) done after each step."""
     if block_size < 1:
         raise ProfilerError(f"block size must be at least 1 token, got {block_size}")
     make_policy(policy)  # fail early on an unknown name
@@ -386,7 +232,7 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
             raise ProfilerError(f"capacity must be >= 0 tokens, got {c}")
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
-    steps = ordered_llm_steps(trace_list)
+    steps = [step for _, step in ordered_llm_steps(trace_list)]
     bs = _engine_block_size(steps, block_size)
     warnings = [w for t in trace_list for w in t.warnings]
     if bs != block_size and any(s.prompt.level in ("text", "tokens") for s in steps):
@@ -396,19 +242,25 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
     ideal = KVBlockCache(None)
     bounded = [KVBlockCache(None if c is None else c // bs, make_policy(policy)) for c in capacities]
     ideal_tally, tallies = _Tally(), [_Tally() for _ in capacities]
+    caches = list(zip([ideal, *bounded], [ideal_tally, *tallies]))
+    prehashed = _prehash_chained(steps, bs)
     total_tokens = total_blocks = skipped = simulated = 0
     for step in steps:
-        blocks = step_blocks(step, tok, bs)
+        blocks = prehashed.pop(id(step), None) or step_blocks(step, tok, bs)
         if blocks is None:
             skipped += 1
             continue
         simulated += 1
         total_tokens += blocks.prompt_tokens
         total_blocks += blocks.prompt_blocks
-        prompt_hashes = blocks.hashes[: blocks.prompt_blocks]
-        for cache, tally in zip([ideal, *bounded], [ideal_tally, *tallies]):
-            tally.add(blocks, cache.match_prefix(prompt_hashes))
-            cache.insert(blocks.hashes)
+        hashes = blocks.hashes
+        prompt_blocks = blocks.prompt_blocks
+        for cache, tally in caches:
+            matched = cache.match_scan(hashes)
+            tally.add(blocks, min(matched, prompt_blocks))
+            cache.serve(hashes, matched=matched)
+        if progress is not None:
+            progress(1, blocks.prompt_tokens)
     if skipped:
         warnings.append(f"{skipped} LLM step(s) have no prompt content to hash and were left out")
 

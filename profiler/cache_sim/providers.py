@@ -30,7 +30,7 @@ The rules (tables in `profiler.cache_sim.provider_rules`; sources in docs/costs-
   (DeepSeek says unused entries are cleared "within a few hours to a few days").
 
 Token sequences come from `profiler.tokens.StepTokenizer`, as in the analyzer. Prefixes are identified
-by the analyzer's rolling prefix hashes (`profiler.reuse`), so each step costs O(its tokens) and the
+by the one hash scheme and prefix index of `profiler.prefix`, so each step costs O(its tokens) and the
 whole simulation is linear in total tokens. Entries are keyed by model: different models never share
 a cache. Steps without a start time take the previous step's time (nothing expires between them).
 """
@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from profiler.cache_sim.provider_rules import min_tokens_table, rule_for
 from profiler.errors import ConfigError
 from profiler.pricing import ModelPrice, PriceTable
-from profiler.reuse import ReuseIndex, _Powers, namespace_salt
+from profiler.prefix import PrefixIndex, block_hashes, namespace_salt, prefix_hashes
 from profiler.tokens import StepTokenizer, render_content, render_tools
 from profiler.trace.model import Step, Trace, ordered_llm_steps
 
@@ -201,17 +201,6 @@ def _model_key(model: str | None) -> str:
     return (model or "").lower().rsplit("/", 1)[-1]
 
 
-class _Hasher:
-    """Prefix hashes of token sequences (`prefix[p-1]` identifies the first p tokens)."""
-
-    def __init__(self) -> None:
-        # No repeated-window hashes are needed: a window longer than any prompt disables them.
-        self._index = ReuseIndex(min_repeat=1 << 62, powers=_Powers())
-
-    def prefixes(self, tokens: np.ndarray, namespace: str) -> np.ndarray:
-        return self._index.hashes(tokens, namespace_salt(namespace)).prefix
-
-
 class _AutoPrefixCache:
     """Prefix entries every `granularity` tokens, each with its last-use time.
 
@@ -222,11 +211,7 @@ class _AutoPrefixCache:
 
     def __init__(self, rule: _AutoRule) -> None:
         self.rule = rule
-        self._last_use: dict[int, float] = {}
-
-    def _fresh(self, h: int, now: float) -> bool:
-        t = self._last_use.get(h)
-        return t is not None and now - t <= self.rule.ttl_s
+        self._last_use = PrefixIndex()  # prefix hash of each unit -> its last use time
 
     def request(self, prefix_hashes: np.ndarray, now: float) -> int:
         """Serve one prompt: return the cached tokens, then cache the prompt's own prefixes."""
@@ -234,18 +219,13 @@ class _AutoPrefixCache:
         n = int(prefix_hashes.size)
         if n < self.rule.min_tokens:
             return 0
-        units = prefix_hashes[g - 1::g].tolist()  # hash of the first (k+1)*g tokens
-        lo, hi = 0, len(units)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._fresh(units[mid - 1], now):
-                lo = mid
-            else:
-                hi = mid - 1
-        cached = lo * g
+        units = block_hashes(prefix_hashes, g)  # hash of the first (k+1)*g tokens
+        ttl = self.rule.ttl_s
+        cached = self._last_use.match(units, accept=lambda t: now - t <= ttl) * g
         if cached < self.rule.min_tokens:
             cached = 0
-        self._last_use.update(dict.fromkeys(units, now))
+        for h in units:
+            self._last_use.set(h, now)
         return cached
 
 
@@ -336,7 +316,8 @@ class _AnthropicCache:
 
     def __init__(self, lookback_blocks: int) -> None:
         self.lookback = lookback_blocks
-        self._entries: dict[int, tuple[float, float]] = {}
+        # Not prefix-closed (entries sit at breakpoints only), so it is read key by key.
+        self._entries = PrefixIndex()
 
     def request(self, prefix_hashes: np.ndarray, marks: list[Breakpoint], boundaries: list[int],
                 min_tokens: int, now: float) -> tuple[int, list[tuple[int, float]]]:
@@ -354,7 +335,7 @@ class _AnthropicCache:
             entry = self._entries.get(h)
             if entry is not None and now - entry[0] <= entry[1]:
                 read = pos
-                self._entries[h] = (now, entry[1])  # a hit refreshes the entry
+                self._entries.set(h, (now, entry[1]))  # a hit refreshes the entry
                 break
         writes: list[tuple[int, float]] = []
         written_upto = read
@@ -365,11 +346,11 @@ class _AnthropicCache:
             if m.position <= read:
                 entry = self._entries.get(h)
                 if entry is not None and now - entry[0] <= entry[1]:
-                    self._entries[h] = (now, entry[1])
+                    self._entries.set(h, (now, entry[1]))
                 continue
             writes.append((m.position - written_upto, m.ttl_s))
             written_upto = m.position
-            self._entries[h] = (now, m.ttl_s)
+            self._entries.set(h, (now, m.ttl_s))
         return read, writes
 
 
@@ -405,6 +386,7 @@ def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: l
 
 def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices: PriceTable | None = None,
                       tokenizer: StepTokenizer | None = None, ttl_s: float | None = None,
+                      progress: Callable[[int, int], None] | None = None,
                       **options: Any) -> ProviderSimulation:
     """Replay `traces` against one provider's prompt cache (rules in the module docstring)."""
     provider = provider.lower()
@@ -419,7 +401,6 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
     table = prices if prices is not None else PriceTable.default()
-    hasher = _Hasher()
     min_override = options.get("min_tokens")
     if min_override is not None and (not isinstance(min_override, int) or min_override < 1):
         raise ConfigError(f"min_tokens must be a positive integer, got {min_override!r}")
@@ -464,7 +445,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
         tokens = tok.prompt_tokens(step)
         n = int(tokens.size)
         model_key = _model_key(step.model)
-        hashes = hasher.prefixes(tokens, f"{provider}/{model_key}/{tok.namespace(step)}")
+        hashes = prefix_hashes(tokens, namespace_salt(f"{provider}/{model_key}/{tok.namespace(step)}"))
         writes: list[tuple[int, float]] = []
         if provider == "anthropic":
             min_tokens = min_override if min_override is not None else anthropic_min_tokens(step.model)
@@ -497,6 +478,8 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             input_tokens=n, predicted_cached_tokens=read, predicted_cache_write_tokens=written,
             reported_cached_tokens=reported, cost_usd=cost, no_cache_cost_usd=no_cache,
             output_tokens=output, trace=trace_list[ti].path))
+        if progress is not None:
+            progress(1, n)
 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
     if no_content:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Optional
+from typing import IO, TYPE_CHECKING, Iterator, Optional
 
 import typer
 
 from profiler.errors import ProfilerError, TraceFormatError
-
 from profiler.options import Engine, Pricing, ProfileOptions, Scope
 from profiler.trace import Trace, load_trace
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from profiler.analysis import Analysis
+    from profiler.progress import Progress
 
 
 TRACES_ARG = typer.Argument(..., help="Trace files (.jsonl, .jsonl.gz or .parquet) written by ctxprof.",
@@ -91,7 +92,8 @@ def analyze_inputs(paths: list[Path], options: ProfileOptions, *,
                               address=options.address,
                               prices=options.price_table() if price else None), None
     loaded = load_all(paths)
-    return options.analyze(loaded, price=price), loaded
+    with progress_bar("analyze", llm_step_count(loaded)) as bar:
+        return options.analyze(loaded, price=price, progress=bar), loaded
 
 
 def output_stream(path: Optional[Path]) -> "contextlib.AbstractContextManager[IO[str]]":
@@ -138,3 +140,20 @@ def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min
     return ProfileOptions(scope=Scope(scope).value, block_size=block_size, min_repeat=min_repeat,
                           pricing=pricing, price_file=price_file, allow_unknown=allow_unknown,
                           engine=engine, address=address)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total_steps: int | None) -> Iterator["Progress"]:
+    """A progress line on stderr for the duration of a command's work (silent when stderr is not a
+    terminal)."""
+    from profiler.progress import Progress
+
+    bar = Progress(label, total_steps, stream=sys.stderr, is_tty=sys.stderr.isatty())
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def llm_step_count(traces: list[Trace]) -> int:
+    return sum(1 for t in traces for s in t.steps if s.kind == "llm")

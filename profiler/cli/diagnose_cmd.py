@@ -13,8 +13,10 @@ from profiler.cli.common import (
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
+    llm_step_count,
     load_all,
     output_stream,
+    progress_bar,
     table_console,
     wrote,
 )
@@ -57,7 +59,9 @@ def diagnose_command(
     """
     loaded = load_all(traces)
     prices, why = _default_prices()
-    result = diagnose(loaded, prices=prices, min_repeat=min_repeat, min_tokens_lost=min_tokens)
+    with progress_bar("diagnose", llm_step_count(loaded)) as bar:
+        result = diagnose(loaded, prices=prices, min_repeat=min_repeat, min_tokens_lost=min_tokens,
+                          progress=bar)
     warnings = list(result.warnings)
     if why is not None:
         warnings = [why] + [w for w in warnings if not w.startswith("no price table")]

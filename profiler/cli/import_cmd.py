@@ -56,6 +56,8 @@ def import_command(
     trace = import_sources(fmt, sources, options)
     for w in trace.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
-    with atomic_path(output) as tmp:
-        write_trace(trace, tmp)
+    from profiler.cli.common import progress_bar
+
+    with atomic_path(output) as tmp, progress_bar("import", len(trace.steps)) as bar:
+        write_trace(trace, tmp, progress=bar)
     typer.echo(f"Wrote {output} ({len(trace.runs)} runs, {len(trace.steps)} steps)", err=True)

@@ -99,10 +99,15 @@ def report_command(
         # The report needs the steps themselves (diagnosis, cache scenarios); only the analysis,
         # the bulk of the work, runs on Ray.
         analysis, _ = analyze_inputs(traces, options, price=False)
-    data = build_report_data(loaded, scope=options.scope, block_size=options.block_size,
-                             min_repeat=options.min_repeat,
-                             prices=options.price_table() or PriceTable.empty(), title=title,
-                             analysis=analysis)
+    from profiler.cli.common import llm_step_count, progress_bar
+    from profiler.report.data import PROVIDERS
+
+    # One bar over every pass: the analysis, each provider's simulation, the diagnosis.
+    with progress_bar("report", llm_step_count(loaded) * (2 + len(PROVIDERS))) as bar:
+        data = build_report_data(loaded, scope=options.scope, block_size=options.block_size,
+                                 min_repeat=options.min_repeat,
+                                 prices=options.price_table() or PriceTable.empty(), title=title,
+                                 analysis=analysis, progress=bar)
     for w in data.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     options = {"cdn": cdn} if kind == "html" else {}

@@ -16,9 +16,11 @@ from profiler.cli.common import (
     PRICING_OPT,
     TRACES_ARG,
     Pricing,
+    llm_step_count,
     load_all,
     output_stream,
     profile_options,
+    progress_bar,
     table_console,
     wrote,
 )
@@ -114,8 +116,9 @@ def simulate_command(
             from profiler.pricing import PriceTable
 
             table = PriceTable.empty()
-        result = simulate_provider(loaded, cache.value, prices=table,
-                                   ttl_s=None if ttl is None else parse_duration(ttl), **options)
+        with progress_bar(f"simulate {cache.value}", llm_step_count(loaded)) as bar:
+            result = simulate_provider(loaded, cache.value, prices=table, progress=bar,
+                                       ttl_s=None if ttl is None else parse_duration(ttl), **options)
         for w in result.warnings:
             err_console.print(f"ctxprof: warning: {w}", markup=False)
     with output_stream(output) as stream:
@@ -139,7 +142,8 @@ def _simulate_engine(loaded: list, capacities: list[str], block_size: int, prese
     from profiler.cache_sim import engine
 
     parsed: list[int | None] = [engine.parse_capacity(c, preset) for c in capacities] or [None]
-    sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy)
+    with progress_bar("simulate engine", llm_step_count(loaded)) as bar:
+        sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy, progress=bar)
     for w in getattr(sim, "warnings", ()) or ():
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     return sim

@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from profiler.cache_sim.presets import MODEL_SHAPES, ModelPreset
 from profiler.errors import ConfigError
 from profiler.replay.sequences import Vocabulary
 
@@ -27,50 +28,9 @@ DTYPES = ("float32", "float16", "bfloat16")
 DEVICES = ("cpu", "cuda")
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    architecture: str  # "llama" or "qwen2" (the transformers config class)
-    config: Mapping[str, Any]
-    special_ids: tuple[int, ...]
-    description: str
-
-
-_LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
-                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
-
-PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("llama-3.2-1b", "llama", dict(
-        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=128000, eos_token_id=128001,
-        rope=_LLAMA3_ROPE),
-        tuple(range(128000, 128256)), "Llama-3.2-1B shape (1.24B parameters, GQA 32/8, tied embeddings)"),
-    Preset("qwen2.5-0.5b", "qwen2", dict(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643,
-        rope={"rope_type": "default", "rope_theta": 1000000.0}),
-        tuple(range(151643, 151936)), "Qwen2.5-0.5B shape (0.49B parameters, GQA 14/2, tied embeddings)"),
-    Preset("qwen2.5-1.5b", "qwen2", dict(
-        vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643,
-        rope={"rope_type": "default", "rope_theta": 1000000.0}),
-        tuple(range(151643, 151936)), "Qwen2.5-1.5B shape (1.54B parameters, GQA 12/2, tied embeddings)"),
-    Preset("small", "llama", dict(
-        vocab_size=32000, hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-        num_attention_heads=8, num_key_value_heads=2, head_dim=64, max_position_embeddings=32768,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=31998, eos_token_id=31999,
-        rope={"rope_type": "default", "rope_theta": 500000.0}),
-        (31998, 31999), "a small Llama-style model for CPU smoke runs (~40M parameters)"),
-    Preset("tiny", "llama", dict(
-        vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=32768,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=4094, eos_token_id=4095,
-        rope={"rope_type": "default", "rope_theta": 10000.0}),
-        (4094, 4095), "a tiny Llama-style model for tests (2 layers, hidden 64)"),
-)}
+# The architecture presets are the entries of the one model-shape table that carry a full config.
+Preset = ModelPreset
+PRESETS: dict[str, Preset] = {name: p for name, p in MODEL_SHAPES.items() if p.architecture}
 
 
 @dataclass(frozen=True)

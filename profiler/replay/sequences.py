@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from profiler.errors import ProfilerError
+from profiler.prefix.hashing import splitmix
 from profiler.tokens import StepTokenizer, render_message_body, render_tools
 from profiler.trace.model import Step
 
@@ -72,15 +73,6 @@ class StepSequence:
         return int(self.output_ids.size)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, vectorised over uint64 (wrapping arithmetic is intended)."""
-    with np.errstate(over="ignore"):
-        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
-        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
-        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
-        return z ^ (z >> np.uint64(31))
-
-
 def _salt(*parts: Any) -> np.uint64:
     raw = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return np.uint64(int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little"))
@@ -92,7 +84,7 @@ def map_token_ids(ids: np.ndarray, *, namespace: str, allowed: np.ndarray, seed:
         return np.zeros(0, dtype=np.int64)
     salt = _salt("ctxprof-vocab-map", seed, namespace)
     with np.errstate(over="ignore"):
-        h = _splitmix64(ids.astype(np.int64).view(np.uint64) ^ salt)
+        h = splitmix(ids.astype(np.int64).view(np.uint64) ^ salt)
     return allowed[(h % np.uint64(allowed.size)).astype(np.int64)]
 
 
@@ -104,7 +96,7 @@ def expand_block_hashes(hashes: Sequence[int], block_size: int, *, allowed: np.n
     bases = np.array([_salt("ctxprof-block", seed, int(h)) for h in hashes], dtype=np.uint64)
     offsets = np.arange(block_size, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = _splitmix64((bases[:, None] * np.uint64(0x100000001B3) + offsets[None, :]) & _MASK64)
+        h = splitmix((bases[:, None] * np.uint64(0x100000001B3) + offsets[None, :]) & _MASK64)
     return allowed[(h.reshape(-1) % np.uint64(allowed.size)).astype(np.int64)]
 
 
@@ -113,7 +105,7 @@ def filler_ids(count: int, *, key: str, allowed: np.ndarray, seed: int = 0) -> n
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
     with np.errstate(over="ignore"):
-        h = _splitmix64(np.arange(count, dtype=np.uint64) ^ _salt("ctxprof-filler", seed, key))
+        h = splitmix(np.arange(count, dtype=np.uint64) ^ _salt("ctxprof-filler", seed, key))
     return allowed[(h % np.uint64(allowed.size)).astype(np.int64)]
 
 

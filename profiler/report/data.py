@@ -234,17 +234,19 @@ class ReportData:
 def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
                       min_repeat: int = 32, prices: Any = None,
                       providers: Sequence[str] = PROVIDERS, tokenizer: Any = None,
-                      title: str = "ctxprof report", analysis: Any = None) -> ReportData:
+                      title: str = "ctxprof report", analysis: Any = None,
+                      progress: Any = None) -> ReportData:
     """Analyse `traces` once and gather everything a report shows.
 
     `analysis`: the analysis of `traces` with these options, when already computed (without costs).
     `prices` is a `profiler.pricing.PriceTable` (default: `PriceTable.default()` when that module is
     installed). Sections whose module is missing or fails on this input get a note in `unavailable`.
+    `progress` (steps, tokens) is passed to the analysis, each provider simulation and the diagnosis.
     """
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     if analysis is None:  # else an analysis of these traces computed elsewhere (e.g. on Ray)
         analysis = analyze(trace_list, scope=scope, block_size=block_size, min_repeat=min_repeat,
-                           tokenizer=tokenizer)
+                           tokenizer=tokenizer, progress=progress)
     unavailable: dict[str, str] = {}
     warnings = list(analysis.warnings)
 
@@ -272,6 +274,8 @@ def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", bl
             # get the two a client would set (end of tools + system, end of prompt); marked steps
             # keep their own.
             options = {"auto_breakpoints": True} if name == "anthropic" else {}
+            if progress is not None:
+                options["progress"] = progress
             sim = _guarded(lambda: providers_mod.simulate_provider(trace_list, name, prices=prices,
                                                                    **options),
                            SECTION_SIMULATIONS, unavailable)
@@ -282,6 +286,8 @@ def build_report_data(traces: Trace | Iterable[Trace], *, scope: str = "run", bl
     diagnose_mod = _optional("profiler.diagnose", SECTION_DIAGNOSIS, unavailable)
     if diagnose_mod is not None:
         options: dict[str, Any] = {"analysis": analysis, "prices": prices}
+        if progress is not None:
+            options["progress"] = progress
         if "min_repeat" in inspect.signature(diagnose_mod.diagnose).parameters:
             options["min_repeat"] = min_repeat
         result = _guarded(lambda: diagnose_mod.diagnose(trace_list, **options),

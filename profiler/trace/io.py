@@ -295,13 +295,17 @@ def _is_record(raw: bytes) -> bool:
         return False
 
 
-def write_trace(trace: Trace, path: str | os.PathLike[str]) -> None:
-    """Write a whole trace (header, then each run, its steps and its end)."""
+def write_trace(trace: Trace, path: str | os.PathLike[str],
+                progress: Callable[[int, int], None] | None = None) -> None:
+    """Write a whole trace (header, then each run, its steps and its end); `progress`, when given, is
+    called with (steps, tokens) after each step."""
     with TraceWriter(path, trace.header) as w:
         for run in trace.runs:
             w.write_run(run)
             for step in run.steps:
                 w.write_step(step)
+                if progress is not None:
+                    progress(1, step.prompt.num_tokens or 0)
             if run.end_unix_s is not None or run.status is not None or run.gpu is not None:
                 w.write_run_end(run)
 
