@@ -31,7 +31,7 @@ from rich.console import Console  # noqa: E402
 
 from profiler.cache_sim.engine import parse_capacity, simulate_engine  # noqa: E402
 from profiler.importers.mooncake import import_mooncake  # noqa: E402
-from profiler.reporters.engine_cache import render  # noqa: E402
+from profiler.render.engine_cache import render  # noqa: E402
 from profiler.trace.model import Trace, ordered_llm_steps  # noqa: E402
 
 PAPER_CACHE_RATIO = 0.66  # Qin et al., FAST'25, Table 2, synthetic workload

@@ -6,9 +6,10 @@ neither pandas, plotly, torch nor an LLM SDK.
 
 - Traces: `load_trace`, `load_traces`, `import_sources` (other tools' traces), `Trace`, `Run`, `Step`
 - Recording: `record`, `step`; timing local models: `cuda_timer`, `timed_generate`
+- One result for everything: `profile(traces, options) -> Profile`
 - Analysis: `analyze`, `ProfileOptions`, `Pricing`, `PriceTable`, `apply_prices`, `diagnose`
 - Cache simulation: `simulate_provider`, `simulate_engine`, `parse_capacity`
-- Reports: `report`, `build_report_data`, `figures`
+- Reports: `report`, `render`, `figures` (plotly)
 - CI checks: `check`, `Budgets`, `Baseline`, `make_baseline`
 - Replay: `replay`
 - Errors: `ProfilerError`, `TraceFormatError`, `ConfigError`, `CheckFailed`
@@ -31,6 +32,8 @@ from profiler.trace.io import load_traces  # noqa: E402
 # name -> (module, attribute); attribute None: the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "analyze": ("profiler.analysis", "analyze"),
+    "profile": ("profiler.profile", "profile"),
+    "Profile": ("profiler.profile", "Profile"),
     "import_sources": ("profiler.importers.registry", "import_sources"),
     "apply_prices": ("profiler.cost", "apply_prices"),
     "PriceTable": ("profiler.pricing", "PriceTable"),
@@ -42,9 +45,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "simulate_provider": ("profiler.cache_sim.providers", "simulate_provider"),
     "simulate_engine": ("profiler.cache_sim.engine", "simulate_engine"),
     "parse_capacity": ("profiler.cache_sim.engine", "parse_capacity"),
-    "report": ("profiler.report", "report"),
-    "build_report_data": ("profiler.report", "build_report_data"),
-    "figures": ("profiler.figures", None),
+    "report": ("profiler.render", "report"),
+    "render": ("profiler.render", "render"),
+    "figures": ("profiler.render.figures", None),
     "check": ("profiler.check", "check"),
     "Budgets": ("profiler.check", "Budgets"),
     "Baseline": ("profiler.check", "Baseline"),
@@ -52,11 +55,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "replay": ("profiler.replay.engine", "replay"),
 }
 
-__all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing",
+__all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing", "Profile",
            "ProfileOptions", "ProfilerError", "Run", "Step", "Trace", "TraceFormatError",
-           "__version__", "analyze", "apply_prices", "build_report_data", "check", "cuda_timer",
-           "diagnose", "figures", "import_sources", "load_trace", "load_traces", "make_baseline",
-           "parse_capacity", "record", "replay", "report", "simulate_engine", "simulate_provider",
+           "__version__", "analyze", "apply_prices", "check", "cuda_timer", "diagnose", "figures",
+           "import_sources", "load_trace", "load_traces", "make_baseline", "parse_capacity",
+           "profile", "record", "render", "replay", "report", "simulate_engine", "simulate_provider",
            "step", "timed_generate"]
 
 
@@ -75,8 +78,8 @@ def __dir__() -> list[str]:
 
 
 class _PublicAPI(types.ModuleType):
-    """The package module. `check`, `diagnose`, `replay` and `report` are functions named like the
-    subpackages that define them; importing a submodule binds it as an attribute of its package,
+    """The package module. `check`, `diagnose`, `profile`, `render` and `replay` are functions named
+    like the modules that define them; importing a submodule binds it as an attribute of its package,
     which would hide the function, so that binding is skipped for those names (the submodules stay
     importable: `from profiler.check import Budgets` reads `sys.modules`)."""
 
@@ -90,7 +93,6 @@ sys.modules[__name__].__class__ = _PublicAPI
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from profiler import figures
     from profiler.analysis import analyze
     from profiler.cache_sim.engine import parse_capacity, simulate_engine
     from profiler.cache_sim.providers import simulate_provider
@@ -102,4 +104,5 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from profiler.instrument.recorder import record, step
     from profiler.pricing import PriceTable
     from profiler.replay.engine import replay
-    from profiler.report import build_report_data, report
+    from profiler.profile import Profile, profile
+    from profiler.render import figures, render, report

@@ -113,6 +113,22 @@ class Diagnosis:
             "warnings": list(self.warnings),
         }
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "diagnosis") -> "Diagnosis":
+        """The inverse of `to_dict`; a malformed field raises `ProfilerError` naming it."""
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        d = expect_mapping(d, where)
+        findings = tuple(
+            record_from_dict(Finding, f, f"{where}.findings[{i}]", nested={
+                "steps": tuple(str(s) for s in expect_list(expect_mapping(f, f"{where}.findings[{i}]"),
+                                                           "steps", f"{where}.findings[{i}]"))})
+            for i, f in enumerate(expect_list(d, "findings", where)))
+        options = expect_mapping(d.get("options", {}), f"{where}.options")
+        return record_from_dict(cls, options, f"{where}.options", nested={
+            "findings": findings,
+            "warnings": tuple(str(w) for w in expect_list(d, "warnings", where))})
+
 
 # --- dynamic values ----------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ Contract:
   `plan`, the second `plan #2`, so a loop that gains an iteration shows as a new key, not as a shift of
   every later step. A step without a name is keyed by its step id.
 - `diff(a, b)` pairs workflows and step keys of both sides into a `DiffResult` (plain data; the
-  renderers are in `profiler.reporters.diff_report`).
+  renderers are in `profiler.render.diff`).
 """
 
 from __future__ import annotations

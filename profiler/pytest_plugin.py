@@ -131,7 +131,7 @@ class CtxprofTrace:
 
     def _raise_on_failure(self, result: "CheckResult") -> None:
         __tracebackhide__ = True
-        from profiler.reporters.check_report import describe_row
+        from profiler.render.check_report import describe_row
 
         if not result.rows:
             pytest.fail(f"no ctxprof budget applies to the workflows recorded in {self.path} "

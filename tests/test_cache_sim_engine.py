@@ -294,7 +294,7 @@ def test_render_and_to_dict():
 
     from rich.console import Console
 
-    from profiler.reporters.engine_cache import render
+    from profiler.render.engine_cache import render
 
     trace = make_trace([token_step(0, list(range(40))), token_step(1, list(range(40)))])
     sim = simulate_engine(trace, [16, None], block_size=4)

@@ -79,7 +79,7 @@ def test_reuse_heatmap_and_cached_vs_ideal_show_the_report_data():
 
 
 def test_importing_figures_and_report_does_not_import_plotly():
-    code = ("import sys, profiler.figures, profiler.report, profiler.report.data; "
+    code = ("import sys, profiler.render.figures, profiler.report, profiler.report.data; "
             "print('plotly' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,7 +14,7 @@ import pytest
 # loaded twice in one process, so ctxprof's analysis modules are imported once here, up front.
 import profiler.analysis  # noqa: F401,E402
 import profiler.check  # noqa: F401,E402
-import profiler.reporters.check_report  # noqa: F401,E402
+import profiler.render.check_report  # noqa: F401,E402
 
 try:  # the cost model and its price data, when this ctxprof has them
     import profiler.cost  # noqa: F401

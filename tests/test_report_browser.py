@@ -130,7 +130,7 @@ def test_each_sample_trace_report_opens_offline_with_every_section(sample, tmp_p
     # WHEN Chromium opens it with no network
     dom = dump_dom(out, tmp_path / "profile")
     # THEN every section is there, every chart drew, and no script failed
-    from profiler.report.html import SECTIONS
+    from profiler.render.html import SECTIONS
 
     for sid, _ in SECTIONS:
         assert f'<section id="{sid}">' in dom

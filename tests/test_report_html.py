@@ -13,7 +13,7 @@ pytest.importorskip("plotly")
 
 from profiler.report import build_report_data, render  # noqa: E402
 from profiler.report.data import Finding, Scenario  # noqa: E402
-from profiler.report.html import SECTIONS, script_json  # noqa: E402
+from profiler.render.html import SECTIONS, script_json  # noqa: E402
 from report_traces import make_agent_run, make_trace  # noqa: E402
 
 HOSTILE = "</script><script>document.body.setAttribute('data-pwned','1')</script><!--"

@@ -8,7 +8,7 @@ from dataclasses import replace
 from profiler.analysis import Analysis, AnalysisOptions, RunAnalysis, StepMetrics, Totals
 from profiler.report import build_report_data, render
 from profiler.report.data import Finding, ReportData, reuse_matrix
-from profiler.report.markdown import GITHUB_SUMMARY_LIMIT_BYTES, md, render_markdown
+from profiler.render.markdown import GITHUB_SUMMARY_LIMIT_BYTES, md, render_markdown
 from report_traces import make_agent_run, make_trace
 
 

@@ -181,6 +181,17 @@ class EngineSimulation:
             "warnings": list(self.warnings),
         }
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "engine simulation") -> "EngineSimulation":
+        """The inverse of `to_dict`; a malformed field raises `ProfilerError` naming it."""
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        d = expect_mapping(d, where)
+        return record_from_dict(cls, d, where, nested={
+            "results": tuple(record_from_dict(EngineCapacityResult, r, f"{where}.results[{i}]")
+                             for i, r in enumerate(expect_list(d, "results", where))),
+            "warnings": tuple(str(w) for w in expect_list(d, "warnings", where))})
+
 
 class _Tally:
     def __init__(self) -> None:

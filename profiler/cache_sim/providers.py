@@ -171,6 +171,21 @@ class ProviderSimulation:
             "warnings": list(self.warnings),
         }
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "simulation") -> "ProviderSimulation":
+        """The inverse of `to_dict`; a malformed field raises `ProfilerError` naming it."""
+        from profiler.records import expect_list, expect_mapping, record_from_dict
+
+        d = expect_mapping(d, where)
+        return record_from_dict(cls, d, where, nested={
+            "options": dict(expect_mapping(d.get("options", {}), f"{where}.options")),
+            "steps": tuple(record_from_dict(ProviderStepResult, s, f"{where}.steps[{i}]")
+                           for i, s in enumerate(expect_list(d, "steps", where))),
+            "totals": record_from_dict(ProviderTotals, d.get("totals"), f"{where}.totals"),
+            "warnings": tuple(str(w) for w in expect_list(d, "warnings", where)),
+            "traces": tuple(str(t) for t in expect_list(d, "traces", where)),
+        })
+
 
 # -- helpers shared by the rules ------------------------------------------------------------------
 

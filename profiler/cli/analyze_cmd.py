@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from profiler.cli.app import app, err_console
+from profiler.cli.app import app
 from profiler.cli.common import (
     ADDRESS_OPT,
     BLOCK_SIZE_OPT,
@@ -22,13 +22,12 @@ from profiler.cli.common import (
     Engine,
     Pricing,
     Scope,
-    analyze_inputs,
+    build_profile,
     output_stream,
     profile_options,
-    table_console,
     wrote,
 )
-from profiler.reporters.console import print_analysis, write_csv, write_json
+from profiler.render.console import write_csv, write_json, write_table
 
 
 class Format(str, Enum):
@@ -59,16 +58,14 @@ def analyze_command(
     what the redundant input cost. A model with no known price gets an empty cost and a warning.
     """
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
-                              pricing=pricing, price_file=price_file, engine=engine, address=address)
-    result, _ = analyze_inputs(traces, options)
-    for w in result.warnings:
-        err_console.print(f"ctxprof: warning: {w}", markup=False)
+                              pricing=pricing, price_file=price_file, engine=engine, address=address,
+                              providers=(), diagnose=False)
+    result = build_profile(traces, options, label="analyze")
     with output_stream(output) as stream:
         if fmt is Format.json:
-            write_json(result.to_dict(), stream)
+            write_json(result.analysis.to_dict(), stream)
         elif fmt is Format.csv:
-            write_csv(result, stream)
+            write_csv(result.analysis, stream)
         else:
-            console = table_console(stream)
-            print_analysis(result, console)
+            write_table(result, stream, sections=("analysis",))
     wrote(output)

@@ -85,7 +85,7 @@ def check_command(
     and --allow-unknown is not given), 2 unusable input (budgets, baseline or trace).
     """
     from profiler.check import METRICS, Baseline, Budgets, check
-    from profiler.reporters.check_report import (
+    from profiler.render.check_report import (
         check_table,
         describe_row,
         github_annotations,
@@ -153,7 +153,7 @@ def baseline_command(
     import time
 
     from profiler.check import make_baseline
-    from profiler.reporters.console import write_json
+    from profiler.render.console import write_json
 
     check_output(output)
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,

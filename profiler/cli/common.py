@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from profiler.analysis import Analysis
+    from profiler.profile import Profile
     from profiler.progress import Progress
 
 
@@ -96,6 +97,31 @@ def analyze_inputs(paths: list[Path], options: ProfileOptions, *,
         return options.analyze(loaded, price=price, progress=bar), loaded
 
 
+def build_profile(paths: list[Path], options: ProfileOptions, *, title: str = "ctxprof report",
+                  label: str = "profile") -> "Profile":
+    """The one way every command builds its result: `profiler.profile.profile` over `paths` as
+    `options` say, with a progress line; the warnings go to stderr. With `--engine ray` the analysis
+    runs on Ray; traces are read here only when a simulation or the diagnosis needs their steps."""
+    from profiler.cli.app import err_console
+    from profiler.profile import profile
+
+    needs_steps = bool(options.providers or options.engine_capacities_tokens or options.diagnose)
+    analysis = None
+    loaded: list[Trace] = []
+    if options.engine is Engine.ray:
+        analysis, _ = analyze_inputs(paths, options, price=True)
+    if options.engine is Engine.local or needs_steps:
+        loaded = load_all(paths)
+    passes = (1 + len(options.providers) + bool(options.engine_capacities_tokens)
+              + int(options.diagnose))
+    with progress_bar(label, llm_step_count(loaded) * passes) as bar:
+        result = profile(loaded, options, title=title, analysis=analysis, priced=analysis is not None,
+                         progress=bar)
+    for w in result.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    return result
+
+
 def output_stream(path: Optional[Path]) -> "contextlib.AbstractContextManager[IO[str]]":
     """Standard output, or a file written whole or not at all (`profiler.output`: the one overwrite
     rule, `-o` replaces an existing file)."""
@@ -112,14 +138,6 @@ def check_output(path: Optional[Path]) -> None:
         check_target(path)
 
 
-def table_console(stream: IO[str], **kwargs) -> "Console":
-    """A rich console for tables: a terminal keeps its width; a pipe or a file gets room for every
-    column (rich would otherwise assume 80 columns and cut numbers short)."""
-    from profiler.safe_text import console
-
-    return console(file=stream, width=None if stream.isatty() else 160, **kwargs)
-
-
 def wrote(path: Optional[Path]) -> None:
     if path is not None and str(path) != "-":
         typer.echo(f"Wrote {path}", err=True)
@@ -128,8 +146,10 @@ def wrote(path: Optional[Path]) -> None:
 def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min_repeat: int = 32,
                     pricing: Pricing = Pricing.default, price_file: Optional[Path] = None,
                     prices: Optional[Path] = None, allow_unknown: bool = False,
-                    engine: Engine = Engine.local, address: Optional[str] = None) -> ProfileOptions:
-    """The shared options of a command, from its flags; `prices` is the deprecated `--prices`."""
+                    engine: Engine = Engine.local, address: Optional[str] = None,
+                    **extra: Any) -> ProfileOptions:
+    """The shared options of a command, from its flags; `prices` is the deprecated `--prices`;
+    `extra`: the command's own `ProfileOptions` fields (which simulations, diagnosis)."""
     if prices is not None:
         if price_file is not None:
             raise ProfilerError("--prices and --price-file given together; --prices is the old name "
@@ -139,7 +159,7 @@ def profile_options(*, scope: Scope | str = Scope.run, block_size: int = 16, min
         price_file = prices
     return ProfileOptions(scope=Scope(scope).value, block_size=block_size, min_repeat=min_repeat,
                           pricing=pricing, price_file=price_file, allow_unknown=allow_unknown,
-                          engine=engine, address=address)
+                          engine=engine, address=address, **extra)
 
 
 @contextlib.contextmanager

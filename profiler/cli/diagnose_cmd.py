@@ -4,41 +4,27 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-from profiler.cli.app import app, err_console
+from profiler.cli.app import app
 from profiler.cli.common import (
     MIN_REPEAT_OPT,
     OUTPUT_OPT,
     TRACES_ARG,
-    llm_step_count,
-    load_all,
+    build_profile,
     output_stream,
-    progress_bar,
-    table_console,
+    profile_options,
     wrote,
 )
-from profiler.diagnose import diagnose
 from profiler.errors import ProfilerError
-from profiler.reporters.console import write_json
-from profiler.reporters.diagnosis import render
+from profiler.render.console import write_json, write_table
 
 
 class Format(str, Enum):
     table = "table"
     json = "json"
-
-
-def _default_prices() -> tuple[Any, str | None]:
-    """The bundled price table, or (None, why) when it cannot be loaded (dollars are then unknown)."""
-    from profiler.pricing import PriceTable
-
-    try:
-        return PriceTable.default(), None
-    except ProfilerError as e:
-        return None, f"no price table ({e}): dollars are unknown"
 
 
 @app.command("diagnose")
@@ -57,19 +43,13 @@ def diagnose_command(
     reordered, rewritten_history, model_change, other), the fix, and the tokens and dollars it loses.
     Repeated breaks (the same timestamp in every step) are grouped into one finding.
     """
-    loaded = load_all(traces)
-    prices, why = _default_prices()
-    with progress_bar("diagnose", llm_step_count(loaded)) as bar:
-        result = diagnose(loaded, prices=prices, min_repeat=min_repeat, min_tokens_lost=min_tokens,
-                          progress=bar)
-    warnings = list(result.warnings)
-    if why is not None:
-        warnings = [why] + [w for w in warnings if not w.startswith("no price table")]
-    for w in warnings:
-        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    options = profile_options(min_repeat=min_repeat, providers=(), min_tokens_lost=min_tokens)
+    result = build_profile(traces, options, label="diagnose")
+    if result.diagnosis is None:  # a diagnosis that failed on this input
+        raise ProfilerError(result.unavailable.get("diagnosis", "diagnosis not available"))
     with output_stream(output) as stream:
         if fmt is Format.json:
-            write_json(result.to_dict(), stream)
+            write_json(result.diagnosis.to_dict(), stream)
         else:
-            render(result, table_console(stream, highlight=False))
+            write_table(result, stream, sections=("diagnosis",))
     wrote(output)

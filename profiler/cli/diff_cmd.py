@@ -21,7 +21,6 @@ from profiler.cli.common import (
     Scope,
     output_stream,
     profile_options,
-    table_console,
     wrote,
 )
 
@@ -54,8 +53,8 @@ def diff_command(
     (the second step named "plan" is "plan #2").
     """
     from profiler.diff import diff, load_summary
-    from profiler.reporters import diff_report
-    from profiler.reporters.console import write_json
+    from profiler.render import diff as diff_report
+    from profiler.render.console import table_console, write_json
 
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
                               pricing=pricing, price_file=price_file, prices=prices)

@@ -138,8 +138,8 @@ def replay_command(
 
 
 def _finish(result, as_json: bool, output: Optional[Path]) -> None:
-    from profiler.reporters.console import write_json
-    from profiler.reporters.replay_console import print_replay
+    from profiler.render.console import write_json
+    from profiler.render.replay import print_replay
 
     for w in result.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)

@@ -22,8 +22,7 @@ from profiler.cli.common import (
     Engine,
     Pricing,
     Scope,
-    analyze_inputs,
-    load_all,
+    build_profile,
     check_output,
     output_stream,
     profile_options,
@@ -43,7 +42,7 @@ _FORMAT_NAMES = {"html": "html", "md": "markdown", "json": "json"}
 
 def report_format(fmt: Optional[Format], output: Optional[Path]) -> str:
     """The renderer for `--format`, else the output file's suffix; Markdown on standard output."""
-    from profiler.report import SUFFIX_FORMATS
+    from profiler.render import SUFFIX_FORMATS
 
     if fmt is not None:
         return _FORMAT_NAMES[fmt.value]
@@ -83,36 +82,17 @@ def report_command(
 
     HTML is a single file that works offline (plotly.js embedded); Markdown fits a GitHub job summary.
     """
-    from profiler.report import build_report_data, render
+    from profiler.render import render
 
     check_output(output)  # before the analysis, so a bad target costs nothing
     kind = report_format(fmt, output)
     if kind == "html":
         _require_plotly()
-    from profiler.pricing import PriceTable
-
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
                               pricing=pricing, price_file=price_file, engine=engine, address=address)
-    loaded = load_all(traces)
-    analysis = None
-    if options.engine is not Engine.local:
-        # The report needs the steps themselves (diagnosis, cache scenarios); only the analysis,
-        # the bulk of the work, runs on Ray.
-        analysis, _ = analyze_inputs(traces, options, price=False)
-    from profiler.cli.common import llm_step_count, progress_bar
-    from profiler.report.data import PROVIDERS
-
-    # One bar over every pass: the analysis, each provider's simulation, the diagnosis.
-    with progress_bar("report", llm_step_count(loaded) * (2 + len(PROVIDERS))) as bar:
-        data = build_report_data(loaded, scope=options.scope, block_size=options.block_size,
-                                 min_repeat=options.min_repeat,
-                                 prices=options.price_table() or PriceTable.empty(), title=title,
-                                 analysis=analysis, progress=bar)
-    for w in data.warnings:
-        err_console.print(f"ctxprof: warning: {w}", markup=False)
-    options = {"cdn": cdn} if kind == "html" else {}
+    data = build_profile(traces, options, title=title)
     with output_stream(output) as stream:
-        render(data, stream, kind, **options)
+        render(data, stream, kind, **({"cdn": cdn} if kind == "html" else {}))
     wrote(output)
 
 

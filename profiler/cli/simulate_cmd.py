@@ -9,23 +9,20 @@ from typing import Any, Optional
 
 import typer
 
-from profiler.cli.app import app, err_console
+from profiler.cli.app import app
 from profiler.cli.common import (
     OUTPUT_OPT,
     PRICE_FILE_OPT,
     PRICING_OPT,
     TRACES_ARG,
     Pricing,
-    llm_step_count,
-    load_all,
+    build_profile,
     output_stream,
     profile_options,
-    progress_bar,
-    table_console,
     wrote,
 )
 from profiler.errors import ConfigError
-from profiler.reporters.console import write_json
+from profiler.render.console import write_json, write_table
 
 
 class Cache(str, Enum):
@@ -93,57 +90,32 @@ def simulate_command(
     provider's rules (minimum length, 128-token increments, breakpoints, expiry), and show per step the
     predicted cached tokens beside the ones the provider reported, and the cost with and without it.
     """
-    opts = profile_options(block_size=block_size, pricing=pricing, price_file=price_file)
-    loaded = load_all(traces)
+    if chunk_tokens is not None and cache is Cache.anthropic:
+        raise ConfigError("--chunk-tokens applies to --cache openai, gemini or deepseek")
+    if auto_breakpoints and cache is not Cache.anthropic:
+        raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
     if cache is Cache.engine:
-        result: Any = _simulate_engine(loaded, capacity or [], opts.block_size, model_preset, policy)
+        from profiler.cache_sim.engine import parse_capacity
+        from profiler.prefix.index import make_policy
+
+        make_policy(policy)  # an unknown policy is a usage error before any work
+        capacities = tuple(parse_capacity(c, model_preset) for c in capacity or []) or (None,)
+        extra: dict[str, Any] = {"providers": (), "engine_capacities_tokens": capacities,
+                                 "engine_policy": policy}
     else:
-        from profiler.cache_sim.providers import simulate_provider
-
-        options: dict[str, Any] = {}
-        if min_tokens is not None:
-            options["min_tokens"] = min_tokens
-        if chunk_tokens is not None:
-            if cache is Cache.anthropic:
-                raise ConfigError("--chunk-tokens applies to --cache openai, gemini or deepseek")
-            options["chunk_tokens"] = chunk_tokens
-        if auto_breakpoints:
-            if cache is not Cache.anthropic:
-                raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
-            options["auto_breakpoints"] = True
-        table = opts.price_table()
-        if table is None:
-            from profiler.pricing import PriceTable
-
-            table = PriceTable.empty()
-        with progress_bar(f"simulate {cache.value}", llm_step_count(loaded)) as bar:
-            result = simulate_provider(loaded, cache.value, prices=table, progress=bar,
-                                       ttl_s=None if ttl is None else parse_duration(ttl), **options)
-        for w in result.warnings:
-            err_console.print(f"ctxprof: warning: {w}", markup=False)
+        extra = {"providers": (cache.value,), "min_tokens": min_tokens, "chunk_tokens": chunk_tokens,
+                 "auto_breakpoints": auto_breakpoints,
+                 "ttl_s": None if ttl is None else parse_duration(ttl)}
+    options = profile_options(block_size=block_size, pricing=pricing, price_file=price_file,
+                              diagnose=False, **extra)
+    result = build_profile(traces, options, label=f"simulate {cache.value}")
+    section = "engine" if cache is Cache.engine else "simulations"
+    if section in result.unavailable:  # the simulation failed on this input
+        raise ConfigError(result.unavailable[section].removeprefix("not available: "))
     with output_stream(output) as stream:
         if fmt is Format.json:
-            write_json(result.to_dict(), stream)
+            sim = result.engine if cache is Cache.engine else result.simulations[0]
+            write_json(sim.to_dict(), stream)
         else:
-            from profiler.reporters.simulation import print_provider_simulation
-
-            console = table_console(stream)
-            if cache is Cache.engine:
-                from profiler.reporters.engine_cache import render
-
-                render(result, console)
-            else:
-                print_provider_simulation(result, console)
+            write_table(result, stream, sections=(section,))
     wrote(output)
-
-
-def _simulate_engine(loaded: list, capacities: list[str], block_size: int, preset: Optional[str],
-                     policy: str) -> Any:
-    from profiler.cache_sim import engine
-
-    parsed: list[int | None] = [engine.parse_capacity(c, preset) for c in capacities] or [None]
-    with progress_bar("simulate engine", llm_step_count(loaded)) as bar:
-        sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy, progress=bar)
-    for w in getattr(sim, "warnings", ()) or ():
-        err_console.print(f"ctxprof: warning: {w}", markup=False)
-    return sim

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file that works offline.
 
 `render_html(data, stream, cdn=False)` writes a page with plotly.js embedded from the installed plotly
-package (or, with `cdn=True`, linked from cdn.plot.ly), the figures of `profiler.figures` as JSON, and
+package (or, with `cdn=True`, linked from cdn.plot.ly), the figures of `profiler.render.figures` as JSON, and
 tables. Every piece of text that comes from a trace (run ids, step names, models, prompt excerpts in
 the diagnosis) goes through `profiler.safe_text.html_text` (control characters shown escaped, then
 HTML-escaped); the figure JSON escapes `<`, `>` and `&` as `\\u003c` etc., so neither `</script>`
@@ -18,15 +18,10 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from profiler import __version__
-from profiler.report.data import (
-    SECTION_COSTS,
-    SECTION_DIAGNOSIS,
-    SECTION_SIMULATIONS,
-    Finding,
-    ReportData,
-    step_label,
-)
-from profiler.reporters import fmt as _fmt
+from profiler.diagnose import Finding
+from profiler.profile import (SECTION_COSTS, SECTION_DIAGNOSIS, SECTION_SIMULATIONS, Profile,
+                              step_label)
+from profiler.render import fmt as _fmt
 from profiler.safe_text import html_text, visible
 
 # Per-step table rows in the page; the JSON report has them all.
@@ -148,9 +143,9 @@ _RENDER = """
 """
 
 
-def render_html(data: ReportData, stream: IO[str], *, cdn: bool = False) -> None:
+def render_html(data: Profile, stream: IO[str], *, cdn: bool = False) -> None:
     """Write the whole report page to `stream`."""
-    from profiler.figures import all_figures
+    from profiler.render.figures import all_figures
 
     figures = {}
     for key, fig in all_figures(data).items():
@@ -203,7 +198,7 @@ def _plotly_script(cdn: bool) -> str:
     return f"<script>/* plotly.js {get_plotlyjs_version()} */\n{js}</script>\n"
 
 
-def _header(data: ReportData, w: Any) -> None:
+def _header(data: Profile, w: Any) -> None:
     a = data.analysis
     traces = ", ".join(t for t in a.traces if t) or "(in memory)"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -219,11 +214,11 @@ def _card(key: str, value: str, sub: str = "") -> str:
             f"<div class=\"s\">{esc(sub)}</div></div>")
 
 
-def _note(data: ReportData, section: str) -> str | None:
+def _note(data: Profile, section: str) -> str | None:
     return data.unavailable.get(section)
 
 
-def _headline(data: ReportData, w: Any) -> None:
+def _headline(data: Profile, w: Any) -> None:
     h = data.headline()
     w("<section id=\"headline\"><h2>Summary</h2><div class=\"cards\">")
     w(_card("total tokens", _fmt.tokens(h["total_tokens"]),
@@ -240,8 +235,8 @@ def _headline(data: ReportData, w: Any) -> None:
     else:
         w(_card("redundant context, full price", "-", "prices not available"))
     for sim in data.simulations:
-        w(_card(f"saving, {sim.provider} caching", _fmt.usd(sim.saving_usd),
-                f"{_fmt.pct(sim.predicted_cached_share)} of input cached (simulated)"))
+        w(_card(f"saving, {sim.provider} caching", _fmt.usd(sim.totals.saving_usd),
+                f"{_fmt.pct(sim.totals.predicted_hit_rate)} of input cached (simulated)"))
     if h["reported_cached_tokens"] is not None:
         w(_card("provider-reported cached", _fmt.tokens(h["reported_cached_tokens"]),
                 f"ideal {_fmt.tokens(h['prefix_reused_tokens'])}"))
@@ -266,13 +261,13 @@ def _chart_section(w: Any, sid: str, title: str, lead: str, figures: dict[str, A
     w("</section>\n")
 
 
-def _cached_note(data: ReportData) -> str | None:
+def _cached_note(data: Profile) -> str | None:
     if data.analysis.totals.reported_cached_tokens is None:
         return "No step of these traces carries provider-reported cache figures."
     return None
 
 
-def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
+def _scenarios(data: Profile, w: Any, figures: dict[str, Any]) -> None:
     rows = []
     if data.costs is not None:
         c = data.costs
@@ -282,8 +277,9 @@ def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
                      _fmt.usd(None if c.no_cache_usd is None or c.actual_usd is None
                               else c.no_cache_usd - c.actual_usd)))
     for s in data.simulations:
-        rows.append((f"{s.provider} caching rules (simulated)", _fmt.tokens(s.predicted_cached_tokens),
-                     _fmt.usd(s.cost_usd), _fmt.usd(s.saving_usd)))
+        rows.append((f"{s.provider} caching rules (simulated)",
+                     _fmt.tokens(s.totals.predicted_cached_tokens), _fmt.usd(s.totals.cost_usd),
+                     _fmt.usd(s.totals.saving_usd)))
     if data.costs is not None:
         rows.append(("ideal prefix cache", _fmt.tokens(data.analysis.totals.prefix_reused_tokens),
                      _fmt.usd(data.costs.ideal_usd), _fmt.usd(data.costs.ideal_saving_usd)))
@@ -303,7 +299,7 @@ def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
                    figures, note="; ".join(notes) or None, extra=table)
 
 
-def _matrix(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
+def _matrix(data: Profile, w: Any, figures: dict[str, Any]) -> None:
     m = data.matrix
     notes = []
     if m is not None and m.omitted_steps:
@@ -340,24 +336,25 @@ def _finding_rows(findings: tuple[Finding, ...]) -> str:
     return "".join(out)
 
 
-def _diagnosis(data: ReportData, w: Any) -> None:
+def _diagnosis(data: Profile, w: Any) -> None:
     w("<section id=\"diagnosis\"><h2>Diagnosis</h2><p class=\"lead\">Where prefix reuse breaks "
       "although the content repeats later: the step, the token position, the differing text, what it "
       "costs, and the fix.</p>")
-    if data.diagnosis is None:
+    findings = None if data.diagnosis is None else data.diagnosis.findings
+    if findings is None:
         w(f"<p class=\"note\">{esc(_note(data, SECTION_DIAGNOSIS) or 'not available')}</p>")
-    elif not data.diagnosis:
+    elif not findings:
         w("<p>No reuse breaks found.</p>")
     else:
-        if len(data.diagnosis) > MAX_FINDINGS:
-            w(f"<p class=\"note\">Showing {MAX_FINDINGS} of {len(data.diagnosis)} findings.</p>")
+        if len(findings) > MAX_FINDINGS:
+            w(f"<p class=\"note\">Showing {MAX_FINDINGS} of {len(findings)} findings.</p>")
         w("<div class=\"scroll\"><table><tr><th>step</th><th>kind</th><th class=\"n\">token</th>"
           "<th>before &rarr; after</th><th class=\"n\">tokens lost</th><th class=\"n\">USD lost</th>"
-          "<th>fix</th></tr>" + _finding_rows(data.diagnosis) + "</table></div>")
+          "<th>fix</th></tr>" + _finding_rows(findings) + "</table></div>")
     w("</section>\n")
 
 
-def _steps_table(data: ReportData, w: Any) -> None:
+def _steps_table(data: Profile, w: Any) -> None:
     a = data.analysis
     many = len(a.runs) > 1
     priced = data.costs is not None
@@ -396,7 +393,7 @@ def _steps_table(data: ReportData, w: Any) -> None:
       + "</tr></table></div></section>\n")
 
 
-def render_summary_fragment(data: ReportData) -> str:
+def render_summary_fragment(data: Profile) -> str:
     """A compact HTML fragment (no scripts): the headline figures and notes, for Jupyter."""
     import io
 
@@ -409,9 +406,10 @@ def render_summary_fragment(data: ReportData) -> str:
               ".ctxprof-summary .note{border-left:3px solid #fab005;padding:2px 8px}</style>")
     buf.write(f"<div class=\"ctxprof-summary\"><b>{esc(data.title)}</b>")
     _headline(data, buf.write)
-    if data.diagnosis:
-        buf.write(f"<p>{len(data.diagnosis)} diagnosis finding(s):</p><table><tr><th>step</th><th>kind"
+    findings = data.diagnosis.findings if data.diagnosis is not None else ()
+    if findings:
+        buf.write(f"<p>{len(findings)} diagnosis finding(s):</p><table><tr><th>step</th><th>kind"
                   "</th><th>token</th><th>before &rarr; after</th><th>tokens lost</th><th>USD lost</th>"
-                  "<th>fix</th></tr>" + _finding_rows(data.diagnosis[:20]) + "</table>")
+                  "<th>fix</th></tr>" + _finding_rows(findings[:20]) + "</table>")
     buf.write("</div>")
     return buf.getvalue()

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 from typing import IO, Any, Sequence
 
-from profiler.report.data import (
-    SECTION_COSTS,
-    SECTION_DIAGNOSIS,
-    SECTION_SIMULATIONS,
-    ReportData,
-)
-from profiler.reporters import fmt as _fmt
+from profiler.profile import SECTION_COSTS, SECTION_DIAGNOSIS, SECTION_SIMULATIONS, Profile
+from profiler.render import fmt as _fmt
 
 GITHUB_SUMMARY_LIMIT_BYTES = 1024 * 1024
 DEFAULT_MAX_BYTES = 900 * 1024
@@ -50,7 +45,7 @@ def _cut(rows: list[list[str]], limit: int, what: str) -> tuple[list[list[str]],
                                f"report.html` or `--format json` has them all._"]
 
 
-def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs: int = MAX_RUN_ROWS,
+def markdown_lines(data: Profile, *, max_steps: int = MAX_STEP_ROWS, max_runs: int = MAX_RUN_ROWS,
                    max_findings: int = MAX_FINDING_ROWS) -> list[str]:
     a = data.analysis
     h = data.headline()
@@ -69,7 +64,7 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
                  ["redundant context at the full input price", _fmt.usd(h["cost_redundant_usd"])],
                  ["saving with an ideal prefix cache", _fmt.usd(h["ideal_saving_usd"])]]
     for s in data.simulations:
-        rows.append([f"saving under {md(s.provider)} caching (simulated)", _fmt.usd(s.saving_usd)])
+        rows.append([f"saving under {md(s.provider)} caching (simulated)", _fmt.usd(s.totals.saving_usd)])
     out += _table(["figure", "value"], rows, numeric_from=1)
 
     notes = [(label, data.unavailable[sec]) for sec, label in
@@ -86,8 +81,8 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
         if data.costs is not None:
             srows.append(["no caching", "-", _fmt.usd(data.costs.no_cache_usd), "-"])
         for s in data.simulations:
-            srows.append([f"{md(s.provider)} (simulated)", _fmt.tokens(s.predicted_cached_tokens),
-                          _fmt.usd(s.cost_usd), _fmt.usd(s.saving_usd)])
+            srows.append([f"{md(s.provider)} (simulated)", _fmt.tokens(s.totals.predicted_cached_tokens),
+                          _fmt.usd(s.totals.cost_usd), _fmt.usd(s.totals.saving_usd)])
         if data.costs is not None:
             srows.append(["ideal prefix cache", _fmt.tokens(a.totals.prefix_reused_tokens),
                           _fmt.usd(data.costs.ideal_usd), _fmt.usd(data.costs.ideal_saving_usd)])
@@ -103,9 +98,10 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
         out += more
 
     out += ["", "### Diagnosis", ""]
-    if data.diagnosis is None:
+    findings = None if data.diagnosis is None else data.diagnosis.findings
+    if findings is None:
         out.append(f"_{md(data.unavailable.get(SECTION_DIAGNOSIS, 'not available'), 300)}_")
-    elif not data.diagnosis:
+    elif not findings:
         out.append("No reuse breaks found.")
     else:
         frows = [[md(f"{f.run_id}:{f.step_index if f.step_index is not None else f.step_id}"
@@ -114,7 +110,7 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
                   md(f.kind, 40), _fmt.tokens(f.token_position),
                   f"{md(f.before_text, 60)} → {md(f.after_text, 60)}",
                   _fmt.tokens(f.tokens_lost), _fmt.usd(f.usd_lost), md(f.fix, 160)]
-                 for f in data.diagnosis]
+                 for f in findings]
         frows, more = _cut(frows, max_findings, "findings")
         out += _table(["step", "kind", "token", "before → after", "tokens lost", "USD lost", "fix"],
                       frows, numeric_from=99)
@@ -142,7 +138,7 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
     return out
 
 
-def render_markdown(data: ReportData, stream: IO[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+def render_markdown(data: Profile, stream: IO[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """Write the Markdown report, shrinking its tables until it fits in `max_bytes` (UTF-8)."""
     limits = (MAX_STEP_ROWS, MAX_RUN_ROWS, MAX_FINDING_ROWS)
     while True:

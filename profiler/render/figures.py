@@ -1,6 +1,6 @@
 """Plotly figures of an analysis, for notebooks and the HTML report.
 
-Every function takes a `ReportData` (from `profiler.report.build_report_data`) or a bare `Analysis`
+Every function takes a `Profile` (from `profiler.profile`) or a bare `Analysis`
 and returns a `plotly.graph_objects.Figure`; none recomputes the analysis. plotly is imported inside
 the functions (it is the `report` extra), so importing this module costs nothing.
 
@@ -18,11 +18,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from profiler.analysis import Analysis, StepMetrics
+from profiler.profile import reuse_matrix, step_labels
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from profiler.report.data import ReportData
+    from profiler.profile import Profile
 
 # Past this many steps, per-step charts aggregate by depth (step index, summed over runs).
 MAX_STEP_BARS = 120
@@ -44,13 +45,11 @@ _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=60), hei
                font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12))
 
 
-def _analysis(obj: "ReportData | Analysis") -> Analysis:
+def _analysis(obj: "Profile | Analysis") -> Analysis:
     return obj if isinstance(obj, Analysis) else obj.analysis
 
 
 def _steps(analysis: Analysis) -> list[tuple[str, StepMetrics]]:
-    from profiler.report.data import step_labels
-
     return list(zip(step_labels(analysis), analysis.steps))
 
 
@@ -85,7 +84,7 @@ def _per_step_axis(analysis: Analysis, names: Sequence[str]) -> tuple[list[Any],
     return x, values, f"depth (step index; sum over {len(analysis.runs)} runs)", True
 
 
-def tokens_per_step(obj: "ReportData | Analysis") -> "go.Figure":
+def tokens_per_step(obj: "Profile | Analysis") -> "go.Figure":
     """Stacked bars: each step's prompt as prefix-reused / repeated / novel tokens, then its output."""
     import plotly.graph_objects as go
 
@@ -115,7 +114,7 @@ def _cumulative(values: Sequence[Any]) -> list[Any]:
     return out
 
 
-def cumulative_cost(obj: "ReportData | Analysis") -> "go.Figure":
+def cumulative_cost(obj: "Profile | Analysis") -> "go.Figure":
     """Cumulative cost against depth: no caching, as recorded (actual), and with an ideal prefix cache.
 
     Without prices, the same curves in prefill tokens: every input token, and those left after an
@@ -150,11 +149,9 @@ def cumulative_cost(obj: "ReportData | Analysis") -> "go.Figure":
     return fig
 
 
-def reuse_heatmap(obj: "ReportData | Analysis") -> "go.Figure":
+def reuse_heatmap(obj: "Profile | Analysis") -> "go.Figure":
     """Rows: steps; columns: the earlier step their reused tokens came from; colour: tokens."""
     import plotly.graph_objects as go
-
-    from profiler.report.data import reuse_matrix
 
     matrix = reuse_matrix(obj) if isinstance(obj, Analysis) else obj.matrix
     fig = _figure("Where each step's context came from", "source step (earlier)", "step")
@@ -177,7 +174,7 @@ def reuse_heatmap(obj: "ReportData | Analysis") -> "go.Figure":
     return fig
 
 
-def cached_vs_ideal(obj: "ReportData | Analysis") -> "go.Figure":
+def cached_vs_ideal(obj: "Profile | Analysis") -> "go.Figure":
     """Per step: ideal reusable prefix, what the provider reported as cached, and simulated predictions."""
     import plotly.graph_objects as go
 
@@ -209,7 +206,7 @@ def cached_vs_ideal(obj: "ReportData | Analysis") -> "go.Figure":
     return fig
 
 
-def scenario_costs(data: "ReportData") -> "go.Figure":
+def scenario_costs(data: "Profile") -> "go.Figure":
     """Total cost under each caching scenario (bars), with what each saves against no caching."""
     import plotly.graph_objects as go
 
@@ -225,9 +222,9 @@ def scenario_costs(data: "ReportData") -> "go.Figure":
             values.append(data.costs.actual_usd)
             colors.append(COLORS["actual"])
     for sim in data.simulations:
-        if sim.cost_usd is not None:
+        if sim.totals.cost_usd is not None:
             labels.append(f"{sim.provider} rules")
-            values.append(sim.cost_usd)
+            values.append(sim.totals.cost_usd)
             colors.append(SCENARIO_COLORS.get(sim.provider, "#495057"))
     if data.costs is not None and data.costs.ideal_usd is not None:
         labels.append("ideal prefix cache")
@@ -239,7 +236,7 @@ def scenario_costs(data: "ReportData") -> "go.Figure":
     return fig
 
 
-def all_figures(data: "ReportData") -> dict[str, "go.Figure"]:
+def all_figures(data: "Profile") -> dict[str, "go.Figure"]:
     """Every figure of the HTML report, by section id."""
     figs = {"tokens": tokens_per_step(data), "cumulative": cumulative_cost(data)}
     if data.costs is not None or data.simulations:

@@ -1,17 +1,23 @@
-"""Console tables (rich) and CSV/JSON writers for an `Analysis`."""
+"""Console tables (rich) and CSV/JSON writers: `write_table(profile, stream)` is the console view
+of a `Profile` (the analysis tables, then whichever simulations and diagnosis it holds)."""
 
 from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Sequence
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from profiler.analysis import Analysis, Totals
-from profiler.reporters import fmt
+from profiler.render import fmt
+
+if TYPE_CHECKING:
+    from profiler.profile import Profile
+
+SECTIONS = ("analysis", "simulations", "engine", "diagnosis")
 
 _fmt_int = fmt.tokens
 _fmt_pct = fmt.pct
@@ -84,6 +90,34 @@ def print_analysis(analysis: Analysis, console: Console) -> None:
         console.print(table)
     console.print(LEGEND, style="dim")
     console.print(totals_line(analysis.totals, len(analysis.runs)))
+
+
+def table_console(stream: IO[str], **kwargs: Any) -> Console:
+    """A rich console for tables: a terminal keeps its width; a pipe or a file gets room for every
+    column (rich would otherwise assume 80 columns and cut numbers short)."""
+    from profiler.safe_text import console
+
+    return console(file=stream, width=None if stream.isatty() else 160, **kwargs)
+
+
+def write_table(profile: "Profile", stream: IO[str], sections: Sequence[str] = SECTIONS) -> None:
+    """The console view of `profile`: each of `sections` it holds, in the order of `SECTIONS`."""
+    console = table_console(stream, highlight=False)
+    if "analysis" in sections:
+        print_analysis(profile.analysis, console)
+    if "simulations" in sections:
+        from profiler.render.simulation import print_provider_simulation
+
+        for sim in profile.simulations:
+            print_provider_simulation(sim, console)
+    if "engine" in sections and profile.engine is not None:
+        from profiler.render.engine_cache import render
+
+        render(profile.engine, console)
+    if "diagnosis" in sections and profile.diagnosis is not None:
+        from profiler.render.diagnosis import render
+
+        render(profile.diagnosis, console)
 
 
 def write_json(data: Any, stream: IO[str]) -> None:

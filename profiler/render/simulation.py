@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.cache_sim.providers import ProviderSimulation
-from profiler.reporters.console import _fmt_cost, _fmt_int
+from profiler.render.console import _fmt_cost, _fmt_int
 
 
 def _fmt_s(v: float | None) -> str:

@@ -1,4 +1,5 @@
-"""The JSON report: `ReportData.to_dict()` (schema `ctxprof.report/1`), keys sorted, for machines."""
+"""The JSON report: `Profile.to_dict()` (schema `ctxprof.profile/1`), keys sorted, for machines;
+`Profile.from_dict` reads it back."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import math
 from typing import IO, Any
 
-from profiler.report.data import ReportData
+from profiler.profile import Profile
 
 
 def _finite(obj: Any) -> Any:
@@ -20,6 +21,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def render_json(data: ReportData, stream: IO[str]) -> None:
+def render_json(data: Profile, stream: IO[str]) -> None:
     json.dump(_finite(data.to_dict()), stream, indent=2, sort_keys=True, allow_nan=False)
     stream.write("\n")

@@ -1,2 +1,0 @@
-"""Reporters: turn finished analysis data into output on a stream. They never re-read traces or
-recompute analysis."""
