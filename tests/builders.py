@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from profiler.trace.io import write_trace
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
+
+if TYPE_CHECKING:
+    from profiler.cache_sim.providers import ProviderSimulation
+    from profiler.diagnose import Diagnosis, Finding
 
 _counter = iter(range(10**9))
 
@@ -44,3 +48,39 @@ def write_lines(path: Path, lines: Sequence[Any], *, header: dict | None = None,
     text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
     path.write_text(text + ("\n" if newline_at_end else ""), encoding="utf-8")
     return path
+
+
+def make_finding(**kw: Any) -> "Finding":
+    """A diagnosis finding (`profiler.diagnose.Finding`), defaults from a dynamic-value break."""
+    from profiler.diagnose import Finding
+
+    values: dict[str, Any] = dict(run_id="run-1", step_id="s1", step_index=1, token_position=4,
+                                  kind="dynamic_value", before_text="Time: 1", after_text="Time: 2",
+                                  tokens_lost=900, usd_lost=0.01, fix="move the timestamp",
+                                  detail="a timestamp", where="system prompt")
+    values.update(kw)
+    return Finding(**values)
+
+
+def make_diagnosis(*findings: "Finding") -> "Diagnosis":
+    from profiler.diagnose import Diagnosis
+
+    return Diagnosis(findings=tuple(findings))
+
+
+def make_simulation(provider: str = "openai", steps: Sequence[tuple[str, str, int, int]] = (), *,
+                    cost_usd: float | None = None,
+                    no_cache_cost_usd: float | None = None) -> "ProviderSimulation":
+    """A provider simulation (`profiler.cache_sim.providers.ProviderSimulation`) of `steps`, each
+    (run_id, step_id, input_tokens, predicted_cached_tokens), priced at `cost_usd` in all."""
+    from profiler.cache_sim.providers import ProviderSimulation, ProviderStepResult, ProviderTotals
+
+    n = max(len(steps), 1)
+    results = tuple(ProviderStepResult(
+        run_id=r, step_id=s, model="gpt-4o", start_unix_s=None, input_tokens=i,
+        predicted_cached_tokens=c, predicted_cache_write_tokens=0, reported_cached_tokens=None,
+        cost_usd=None if cost_usd is None else cost_usd / n,
+        no_cache_cost_usd=None if no_cache_cost_usd is None else no_cache_cost_usd / n)
+        for r, s, i, c in steps)
+    return ProviderSimulation(provider=provider, options={}, steps=results,
+                              totals=ProviderTotals.of(results))

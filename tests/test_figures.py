@@ -12,8 +12,8 @@ pytest.importorskip("plotly")
 
 from profiler import figures  # noqa: E402
 from profiler.analysis import analyze  # noqa: E402
-from profiler.report import build_report_data  # noqa: E402
-from profiler.report.data import CostSummary, Scenario, ScenarioStep  # noqa: E402
+from builders import make_simulation  # noqa: E402
+from profiler.profile import CostSummary, profile  # noqa: E402
 from report_traces import make_agent_run, make_trace  # noqa: E402
 
 
@@ -59,12 +59,10 @@ def test_cumulative_cost_uses_usd_when_priced_and_tokens_otherwise():
 
 
 def test_reuse_heatmap_and_cached_vs_ideal_show_the_report_data():
-    data = build_report_data(make_trace(make_agent_run(steps=3)))
+    data = profile(make_trace(make_agent_run(steps=3)))
     heat = figures.reuse_heatmap(data).data[0]
     assert [[v or 0 for v in row] for row in heat.z] == [list(r) for r in data.matrix.tokens]
-    sim = Scenario(provider="openai", input_tokens=1, predicted_cached_tokens=1, reported_cached_tokens=None,
-                   cost_usd=1.0, no_cache_cost_usd=2.0, saving_usd=1.0,
-                   steps=(ScenarioStep("run-1", "s2", 10, 7, None, None, None),))
+    sim = make_simulation("openai", [("run-1", "s2", 10, 7)], cost_usd=1.0, no_cache_cost_usd=2.0)
     data = replace(data, simulations=(sim,),
                    costs=CostSummary(actual_usd=1.5, no_cache_usd=2.0, ideal_usd=0.5, redundant_usd=1.0,
                                      priced_steps=3, unpriced_steps=0))
@@ -79,7 +77,7 @@ def test_reuse_heatmap_and_cached_vs_ideal_show_the_report_data():
 
 
 def test_importing_figures_and_report_does_not_import_plotly():
-    code = ("import sys, profiler.render.figures, profiler.report, profiler.report.data; "
+    code = ("import sys, profiler.render.figures, profiler.render, profiler.profile; "
             "print('plotly' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

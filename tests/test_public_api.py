@@ -25,8 +25,8 @@ def test_each_lazy_name_is_the_real_object(name):
     assert getattr(profiler, name) is real
 
 
-@pytest.mark.parametrize("name", ["load_trace", "record", "step", "analyze", "simulate_provider",
-                                  "simulate_engine", "diagnose", "report", "check", "replay"])
+@pytest.mark.parametrize("name", ["load_trace", "record", "step", "analyze", "profile", "simulate_provider",
+                                  "simulate_engine", "diagnose", "report", "render", "check", "replay"])
 def test_the_functions_users_call_show_their_parameters_and_docstring(name):
     fn = getattr(profiler, name)
     params = inspect.signature(fn).parameters.values()
@@ -36,14 +36,15 @@ def test_the_functions_users_call_show_their_parameters_and_docstring(name):
 
 
 def test_functions_named_like_their_subpackages_stay_functions():
-    # GIVEN the subpackages check, diagnose, replay and report imported as modules
+    # GIVEN the modules check, diagnose, profile, render and replay imported as modules
     import profiler.check
     import profiler.diagnose
+    import profiler.profile
+    import profiler.render
     import profiler.replay
-    import profiler.report
     from profiler.check import Budgets  # noqa: F401  (the submodule stays importable)
     # THEN the package attributes are still the functions
-    for name in ("check", "diagnose", "replay", "report"):
+    for name in ("check", "diagnose", "profile", "render", "replay"):
         assert inspect.isfunction(getattr(profiler, name)), name
 
 

@@ -16,8 +16,9 @@ import pytest
 
 pytest.importorskip("plotly")
 
-from profiler.report import build_report_data, render  # noqa: E402
-from profiler.report.data import Finding, Scenario  # noqa: E402
+from builders import make_diagnosis, make_finding, make_simulation  # noqa: E402
+from profiler.profile import profile  # noqa: E402
+from profiler.render import render  # noqa: E402
 from report_traces import make_agent_run, make_trace  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -64,15 +65,15 @@ def report_data():
     trace = make_trace(make_agent_run("run-1", steps=6, user_text=HOSTILE),
                        make_agent_run("run-2", steps=6, stamp_system=True, step_name=HOSTILE,
                                       start_unix_s=1_700_000_100.0))
-    data = build_report_data(trace, title=f"Agent loop {HOSTILE}")
-    finding = Finding(run_id="run-2", step_id="s1", step_index=1, token_position=3, kind="timestamp",
-                      before_text=f"Time: 1700000100.000. {HOSTILE}", after_text="Time: 1700000102.000.",
-                      tokens_lost=700, usd_lost=None, fix="Move the timestamp to the end of the prompt.",
-                      detail=HOSTILE)
-    scenario = Scenario(provider="openai", input_tokens=data.analysis.totals.input_tokens,
-                        predicted_cached_tokens=data.analysis.totals.prefix_reused_tokens,
-                        reported_cached_tokens=None, cost_usd=0.5, no_cache_cost_usd=1.0, saving_usd=0.5)
-    return replace(data, diagnosis=(finding,), simulations=(scenario,))
+    data = profile(trace, title=f"Agent loop {HOSTILE}")
+    finding = make_finding(run_id="run-2", step_id="s1", step_index=1, token_position=3,
+                           before_text=f"Time: 1700000100.000. {HOSTILE}",
+                           after_text="Time: 1700000102.000.", tokens_lost=700, usd_lost=None,
+                           fix="Move the timestamp to the end of the prompt.", detail=HOSTILE)
+    scenario = make_simulation("openai", [("run-1", "s1", data.analysis.totals.input_tokens,
+                                           data.analysis.totals.prefix_reused_tokens)],
+                               cost_usd=0.5, no_cache_cost_usd=1.0)
+    return replace(data, diagnosis=make_diagnosis(finding), simulations=(scenario,))
 
 
 def rendered_charts(dom: str) -> int:

@@ -26,7 +26,7 @@ def run_cli(*args: str) -> int:
 
 def test_writes_each_format_by_suffix(trace_file, tmp_path, capsys):
     for name, marker in (("r.html", "<!DOCTYPE html>"), ("r.md", "## ctxprof report"),
-                         ("r.json", '"schema": "ctxprof.report/1"')):
+                         ("r.json", '"schema": "ctxprof.profile/1"')):
         out = tmp_path / name
         # WHEN a report is asked for by file name
         assert run_cli("report", str(trace_file), "-o", str(out)) == 0

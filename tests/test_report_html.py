@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("plotly")
 
-from profiler.report import build_report_data, render  # noqa: E402
-from profiler.report.data import Finding, Scenario  # noqa: E402
+from builders import make_diagnosis, make_finding, make_simulation  # noqa: E402
+from profiler.profile import profile  # noqa: E402
+from profiler.render import render  # noqa: E402
 from profiler.render.html import SECTIONS, script_json  # noqa: E402
 from report_traces import make_agent_run, make_trace  # noqa: E402
 
@@ -22,13 +23,13 @@ HOSTILE = "</script><script>document.body.setAttribute('data-pwned','1')</script
 def hostile_data():
     """Report data whose run id, step names, title and diagnosis text all try to inject a script."""
     trace = make_trace(make_agent_run(HOSTILE, steps=3, step_name=HOSTILE, user_text=HOSTILE * 3))
-    data = build_report_data(trace, title=f"title {HOSTILE}")
-    finding = Finding(run_id=HOSTILE, step_id="s1", step_index=1, token_position=4, kind=HOSTILE,
-                      before_text=f"<img src=x onerror=\"document.title='pwned'\"> {HOSTILE}",
-                      after_text=HOSTILE, tokens_lost=10, usd_lost=None, fix=HOSTILE, detail=HOSTILE)
-    scenario = Scenario(provider="openai", input_tokens=100, predicted_cached_tokens=50,
-                        reported_cached_tokens=None, cost_usd=0.5, no_cache_cost_usd=1.0, saving_usd=0.5)
-    return replace(data, diagnosis=(finding,), simulations=(scenario,))
+    data = profile(trace, title=f"title {HOSTILE}")
+    finding = make_finding(run_id=HOSTILE, step_id="s1", step_index=1, token_position=4,
+                           before_text=f"<img src=x onerror=\"document.title='pwned'\"> {HOSTILE}",
+                           after_text=HOSTILE, tokens_lost=10, usd_lost=None, fix=HOSTILE,
+                           detail=HOSTILE, where=HOSTILE)
+    scenario = make_simulation("openai", [(HOSTILE, "s1", 100, 50)], cost_usd=0.5, no_cache_cost_usd=1.0)
+    return replace(data, diagnosis=make_diagnosis(finding), simulations=(scenario,))
 
 
 def render_html(data, **options) -> str:
@@ -73,14 +74,14 @@ def test_every_section_is_present_and_plotly_is_embedded():
 
 
 def test_cdn_option_links_plotly_instead():
-    page = render_html(build_report_data(make_trace(make_agent_run(steps=2))), cdn=True)
+    page = render_html(profile(make_trace(make_agent_run(steps=2))), cdn=True)
     assert re.search(r'<script src="https://cdn\.plot\.ly/plotly-[0-9.]+\.min\.js"', page)
     assert len(page) < 200_000
 
 
 def test_missing_sections_say_not_available():
     # GIVEN report data built where the diagnosis module (for one) is missing
-    data = build_report_data(make_trace(make_agent_run(steps=2)))
+    data = profile(make_trace(make_agent_run(steps=2)))
     data = replace(data, diagnosis=None, unavailable={**data.unavailable,
                                                       "diagnosis": "not available: no diagnose module"})
     page = render_html(data)
@@ -90,7 +91,7 @@ def test_missing_sections_say_not_available():
 
 def test_figure_data_is_the_analysis():
     # GIVEN a report
-    data = build_report_data(make_trace(make_agent_run(steps=4)))
+    data = profile(make_trace(make_agent_run(steps=4)))
     page = render_html(data)
     figures = json.loads(re.search(r'id="ctxprof-figures">(.*?)</script>', page, re.S).group(1))
     # THEN the stacked bars carry each step's prefix-reused tokens
@@ -100,12 +101,12 @@ def test_figure_data_is_the_analysis():
 
 
 def test_a_finding_shows_where_it_is_and_how_often_it_recurs():
-    data = build_report_data(make_trace(make_agent_run(steps=2)))
-    finding = Finding(run_id="run-1", step_id="s1", step_index=1, token_position=7, kind="timestamp",
-                      before_text="Time: 10:00", after_text="Time: 10:01", tokens_lost=1200,
-                      usd_lost=0.0123, fix="Move the time to the end of the prompt.", detail=None,
-                      occurrences=3, where="system prompt")
-    page = render_html(replace(data, diagnosis=(finding,)))
+    data = profile(make_trace(make_agent_run(steps=2)))
+    finding = make_finding(run_id="run-1", step_id="s1", step_index=1, token_position=7,
+                           before_text="Time: 10:00", after_text="Time: 10:01", tokens_lost=1200,
+                           usd_lost=0.0123, fix="Move the time to the end of the prompt.", detail="",
+                           occurrences=3, where="system prompt")
+    page = render_html(replace(data, diagnosis=make_diagnosis(finding)))
     diag = page[page.index('<section id="diagnosis">'):page.index('<section id="steps">')]
     assert "run-1:1 (+2 more), system prompt" in diag
     assert "<code>Time: 10:00</code> &rarr; <code>Time: 10:01</code>" in diag
@@ -114,7 +115,7 @@ def test_a_finding_shows_where_it_is_and_how_often_it_recurs():
 
 def test_empty_sections_say_so():
     # GIVEN one step (nothing to reuse) and no cost or scenario data, and no notes about them
-    data = build_report_data(make_trace(make_agent_run(steps=1)))
+    data = profile(make_trace(make_agent_run(steps=1)))
     page = render_html(replace(data, unavailable={}, costs=None, simulations=()))
     assert "No prices and no cache scenarios in this report." in page
     assert "No step shown reuses context of another step shown." in page

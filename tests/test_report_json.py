@@ -1,4 +1,4 @@
-"""The JSON report: the whole ReportData, sorted keys, strict JSON."""
+"""The JSON report: the whole Profile, sorted keys, strict JSON."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import io
 import json
 from dataclasses import replace
 
-from profiler.report import build_report_data, render
+from profiler.profile import profile
+from profiler.render import render
 from report_traces import make_agent_run, make_trace
 
 
 def test_json_report_is_strict_json_with_every_section():
     # GIVEN report data with one NaN slipped into a cost figure
-    data = build_report_data(make_trace(make_agent_run("r1", steps=3)))
+    data = profile(make_trace(make_agent_run("r1", steps=3)))
     data = replace(data, warnings=("w",))
     step = replace(data.analysis.runs[0].steps[0], cost_actual_usd=float("nan"))
     run = replace(data.analysis.runs[0], steps=(step, *data.analysis.runs[0].steps[1:]))
@@ -22,10 +23,10 @@ def test_json_report_is_strict_json_with_every_section():
     render(data, buf, "json")
     # THEN it parses strictly, NaN became null, and every section is there
     doc = json.loads(buf.getvalue(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    assert doc["schema"] == "ctxprof.report/1"
+    assert doc["schema"] == "ctxprof.profile/1"
     assert doc["analysis"]["runs"][0]["steps"][0]["cost_actual_usd"] is None
     assert doc["headline"]["steps"] == 3
     assert doc["reuse_matrix"]["labels"][0].startswith("0 ")
     assert doc["warnings"] == ["w"]
-    assert set(doc) == {"schema", "title", "headline", "analysis", "costs", "simulations", "diagnosis",
-                        "reuse_matrix", "unavailable", "warnings"}
+    assert set(doc) == {"schema", "title", "options", "units", "headline", "analysis", "costs",
+                        "simulations", "engine", "diagnosis", "reuse_matrix", "unavailable", "warnings"}

@@ -6,8 +6,10 @@ import io
 from dataclasses import replace
 
 from profiler.analysis import Analysis, AnalysisOptions, RunAnalysis, StepMetrics, Totals
-from profiler.report import build_report_data, render
-from profiler.report.data import Finding, ReportData, reuse_matrix
+from builders import make_diagnosis, make_finding
+from profiler.options import ProfileOptions
+from profiler.profile import Profile, profile, reuse_matrix
+from profiler.render import render
 from profiler.render.markdown import GITHUB_SUMMARY_LIMIT_BYTES, md, render_markdown
 from report_traces import make_agent_run, make_trace
 
@@ -23,7 +25,7 @@ def make_metrics(run_id: str, index: int, name: str = "step", input_tokens: int 
                        cache_gap_tokens=None, redundancy_ratio=0.5)
 
 
-def make_data(runs: int, steps: int, name: str = "step", findings: int = 0) -> ReportData:
+def make_data(runs: int, steps: int, name: str = "step", findings: int = 0) -> Profile:
     """Report data of `runs` x `steps` steps built directly (no tokenizing), for size tests."""
     run_list = []
     for r in range(runs):
@@ -32,14 +34,15 @@ def make_data(runs: int, steps: int, name: str = "step", findings: int = 0) -> R
                                     totals=Totals.of(ms)))
     all_steps = [s for r in run_list for s in r.steps]
     analysis = Analysis(runs=tuple(run_list), totals=Totals.of(all_steps), options=AnalysisOptions())
-    diag = tuple(Finding(run_id="run-0", step_id="s1", step_index=1, token_position=i, kind="timestamp",
-                         before_text=name, after_text=name, tokens_lost=5, usd_lost=None, fix=name,
-                         detail=None) for i in range(findings))
-    return ReportData(analysis=analysis, costs=None, simulations=(), diagnosis=diag,
-                      matrix=reuse_matrix(analysis))
+    diag = make_diagnosis(*(make_finding(run_id="run-0", step_id="s1", step_index=1, token_position=i,
+                                         before_text=name, after_text=name, tokens_lost=5,
+                                         usd_lost=None, fix=name, detail="", where="")
+                            for i in range(findings)))
+    return Profile(options=ProfileOptions(), analysis=analysis, diagnosis=diag,
+                   matrix=reuse_matrix(analysis))
 
 
-def markdown(data: ReportData, **options) -> str:
+def markdown(data: Profile, **options) -> str:
     buf = io.StringIO()
     render_markdown(data, buf, **options)
     return buf.getvalue()
@@ -47,7 +50,7 @@ def markdown(data: ReportData, **options) -> str:
 
 def test_a_small_report_has_every_section_and_no_html():
     # GIVEN a two-run trace
-    text = markdown(build_report_data(make_trace(make_agent_run("r1"), make_agent_run("r2"))))
+    text = markdown(profile(make_trace(make_agent_run("r1"), make_agent_run("r2"))))
     # THEN the headline, runs, diagnosis and steps are there as Markdown tables, without HTML tags
     for heading in ("## ctxprof report", "### Runs", "### Diagnosis", "### Steps"):
         assert heading in text
