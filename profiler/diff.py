@@ -2,7 +2,7 @@
 
 Contract:
 - `load_summary(path)` reads a trace (`.jsonl`, `.jsonl.gz`), an analysis JSON (`ctxprof analyze
-  --format json`) or a baseline JSON (`ctxprof baseline`) into a `Summary`: per workflow, the mean per
+  --format json`), a profile JSON (`ctxprof report -o x.json`) or a baseline JSON (`ctxprof baseline`) into a `Summary`: per workflow, the mean per
   run of input / reused (prefix reused + repeated) / novel / output tokens and cost, and (not for
   baselines, which keep no steps) the same per step key. `summarize_analysis(analysis)` does it for
   an `Analysis` in memory.
@@ -221,15 +221,24 @@ def load_summary(path: str | os.PathLike[str], *, options: "ProfileOptions | Non
             from profiler.analysis import Analysis
 
             return summarize_analysis(Analysis.from_dict(data, source=label), label=label), ()
+        if isinstance(schema, str) and schema.startswith("ctxprof.profile"):
+            from profiler.profile import Profile
+
+            analysis = Profile.from_dict(data, source=label).analysis
+            return summarize_analysis(analysis, label=label), ()
         if schema == "ctxprof.baseline":
             return summarize_baseline(data, label=label), ()
         raise ProfilerError(f"{label}: field 'schema' is {schema!r}; expected a ctxprof trace, "
-                            "an analysis (`ctxprof analyze --format json`) or a baseline")
+                            "an analysis (`ctxprof analyze --format json`), a profile (`ctxprof report -o x.json`) or a baseline")
+    from dataclasses import replace
+
     from profiler.options import ProfileOptions
+    from profiler.profile import profile
     from profiler.trace import load_trace
 
     trace = load_trace(path)
-    analysis = (options or ProfileOptions()).analyze([trace])
+    options = replace(options or ProfileOptions(), providers=(), diagnose=False)
+    analysis = profile([trace], options).analysis
     return summarize_analysis(analysis, label=label, kind="trace"), analysis.warnings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +28,7 @@ from profiler.cli.common import (
     Engine,
     Pricing,
     Scope,
-    analyze_inputs,
+    build_profile,
     check_output,
     output_stream,
     profile_options,
@@ -100,13 +101,15 @@ def check_command(
                     else base.scope if base is not None
                     else budgets.scope or "run")
     measured_as = {} if base is None else {"block_size": base.block_size, "min_repeat": base.min_repeat}
-    options = profile_options(scope=chosen_scope, pricing=pricing, price_file=price_file, prices=prices,
-                              allow_unknown=allow_unknown, engine=engine, address=address,
-                              **measured_as)
     # Prices only matter to cost limits; without one, a model missing from the price table is no news.
     needs_prices = any(METRICS[lim.metric].unit == "usd" for lim in budgets.limits)
-    analysis, _ = analyze_inputs(traces, options, price=needs_prices)
-    _warn(analysis.warnings)
+    unpriced = {} if needs_prices else {"pricing": Pricing.none}
+    options = profile_options(scope=chosen_scope, pricing=pricing, price_file=price_file, prices=prices,
+                              allow_unknown=allow_unknown, engine=engine, address=address,
+                              providers=(), diagnose=False, **measured_as)
+    if unpriced:
+        options = replace(options, price_file=None, **unpriced)
+    analysis = build_profile(traces, options, label="check").analysis
     result = check(analysis, budgets, base, allow_unknown=True if options.allow_unknown else None)
     _warn(result.warnings)
 
@@ -158,9 +161,8 @@ def baseline_command(
     check_output(output)
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
                               pricing=pricing, price_file=price_file, prices=prices,
-                              engine=engine, address=address)
-    analysis, _ = analyze_inputs(traces, options)
-    _warn(analysis.warnings)
+                              engine=engine, address=address, providers=(), diagnose=False)
+    analysis = build_profile(traces, options, label="baseline").analysis
     baseline = make_baseline(analysis, created_unix_s=time.time())
     if not baseline.workflows:
         raise ConfigError("the traces hold no runs; nothing to record as a baseline")

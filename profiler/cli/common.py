@@ -80,23 +80,6 @@ def _load_one(path: Path) -> Trace:
         return import_sources(fmt, [path])
 
 
-def analyze_inputs(paths: list[Path], options: ProfileOptions, *,
-                   price: bool = True) -> tuple["Analysis", list[Trace] | None]:
-    """The analysis of `paths` on the engine `options` name, priced as they say (unless `price` is
-    False); with the local engine also the loaded traces (the Ray engine reads them in its tasks and
-    returns None)."""
-    if options.engine is Engine.ray:
-        from profiler.distributed import analyze_on_ray
-
-        return analyze_on_ray([str(p) for p in paths], scope=options.scope,
-                              block_size=options.block_size, min_repeat=options.min_repeat,
-                              address=options.address,
-                              prices=options.price_table() if price else None), None
-    loaded = load_all(paths)
-    with progress_bar("analyze", llm_step_count(loaded)) as bar:
-        return options.analyze(loaded, price=price, progress=bar), loaded
-
-
 def build_profile(paths: list[Path], options: ProfileOptions, *, title: str = "ctxprof report",
                   label: str = "profile") -> "Profile":
     """The one way every command builds its result: `profiler.profile.profile` over `paths` as
@@ -109,7 +92,11 @@ def build_profile(paths: list[Path], options: ProfileOptions, *, title: str = "c
     analysis = None
     loaded: list[Trace] = []
     if options.engine is Engine.ray:
-        analysis, _ = analyze_inputs(paths, options, price=True)
+        from profiler.distributed import analyze_on_ray
+
+        analysis = analyze_on_ray([str(p) for p in paths], scope=options.scope,
+                                  block_size=options.block_size, min_repeat=options.min_repeat,
+                                  address=options.address, prices=options.price_table())
     if options.engine is Engine.local or needs_steps:
         loaded = load_all(paths)
     passes = (1 + len(options.providers) + bool(options.engine_capacities_tokens)
