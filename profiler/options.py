@@ -3,8 +3,8 @@ which cache simulations and whether a diagnosis.
 
 Contract: `ProfileOptions` is one frozen record of what the user chose (the CLI declares each option
 once, in `profiler.cli.common`); `price_table()` is the one place the pricing choice becomes a
-`PriceTable`, `analyze(traces)` analyses and prices traces as the options say, and
-`profiler.profile.profile(traces, options)` builds every command's result from them. Pricing:
+`PriceTable`, and `profiler.profile.profile(traces, options)` builds every command's result from
+them. Pricing:
 
 - `pricing=default` (the default): prices from genai-prices; a `price_file` is looked up first.
 - `pricing=none`: only the `price_file`'s prices, or no prices at all without one (costs stay unknown).
@@ -17,13 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from profiler.analysis import Analysis
     from profiler.pricing import PriceTable
-    from profiler.progress import Progress
-    from profiler.trace.model import Trace
 
 
 class Scope(str, Enum):
@@ -150,19 +147,3 @@ class ProfileOptions:
         if self.pricing is Pricing.none:
             return None
         return PriceTable.default()
-
-    def analyze(self, traces: "Iterable[Trace]", *, price: bool = True,
-                progress: "Progress | None" = None) -> "Analysis":
-        """Analyse `traces` with these options, and fill in costs unless unpriced (or `price` is
-        False); pricing warnings (models without a price) join the analysis's warnings."""
-        from profiler.analysis import analyze
-
-        trace_list = list(traces)
-        analysis = analyze(trace_list, scope=self.scope, block_size=self.block_size,
-                           min_repeat=self.min_repeat, progress=progress)
-        table = self.price_table() if price else None
-        if table is None:
-            return analysis
-        from profiler.cost import apply_costs
-
-        return apply_costs(analysis, trace_list, table)

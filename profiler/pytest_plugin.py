@@ -61,7 +61,8 @@ class CtxprofTrace:
                 priced: bool = False) -> "Analysis":
         """Analyse the recorded trace (and fill in costs when `priced` or `prices` is given)."""
         __tracebackhide__ = True
-        from profiler.options import ProfileOptions
+        from profiler.options import Pricing, ProfileOptions
+        from profiler.profile import profile
         from profiler.trace.io import load_trace
 
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -69,8 +70,10 @@ class CtxprofTrace:
                         "ctxprof_trace.path (e.g. `with profiler.record(ctxprof_trace.path, "
                         "workflow=...)`)", pytrace=False)
         trace = load_trace(self.path)
-        options = ProfileOptions(scope=scope, price_file=None if prices is None else Path(prices))
-        return options.analyze([trace], price=priced or prices is not None)
+        options = ProfileOptions(scope=scope, price_file=None if prices is None else Path(prices),
+                                 pricing=Pricing.default if priced or prices is not None else Pricing.none,
+                                 providers=(), diagnose=False)
+        return profile([trace], options).analysis
 
     def check(self, budget: "str | os.PathLike[str] | Mapping[str, Any] | Budgets | None" = None, *,
               baseline: "str | os.PathLike[str] | Baseline | None" = None,

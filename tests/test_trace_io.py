@@ -104,7 +104,7 @@ def test_older_schema_is_migrated(tmp_path, monkeypatch):
     from profiler.trace import io as trace_io
 
     monkeypatch.setitem(trace_io.MIGRATIONS, 0, lambda r: {**r, "step_id": r.pop("id", r.get("step_id"))})
-    monkeypatch.setattr(trace_io, "_parse_header", lambda rec, path, lineno: TraceHeader(schema_version=0))
+    monkeypatch.setattr(trace_io, "parse_header", lambda rec, path, lineno: TraceHeader(schema_version=0))
     path = write_lines(tmp_path / "t.jsonl", [{"type": "step", "run_id": "r", "id": "old"}],
                        header={"type": "header", "format": "ctxprof-trace", "schema_version": 0})
     # WHEN it is read, THEN the migrated field is there

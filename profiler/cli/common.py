@@ -14,9 +14,7 @@ from profiler.options import Engine, Pricing, ProfileOptions, Scope
 from profiler.trace import Trace, load_trace
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
-    from profiler.analysis import Analysis
     from profiler.profile import Profile
     from profiler.progress import Progress
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from profiler.cli.app import app, err_console
+from profiler.cli.app import app
 from profiler.cli.common import (
     ADDRESS_OPT,
     BLOCK_SIZE_OPT,

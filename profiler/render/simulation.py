@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.cache_sim.providers import ProviderSimulation
-from profiler.render.console import _fmt_cost, _fmt_int
+from profiler.render.fmt import tokens as _fmt_int, usd as _fmt_cost
 
 
 def _fmt_s(v: float | None) -> str:

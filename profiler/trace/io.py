@@ -20,21 +20,19 @@ import zlib
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
-from profiler.errors import TraceFormatError, UnsupportedVersionError
+from profiler.errors import TraceFormatError
 from profiler.trace.model import (
-    FORMAT_NAME,
     SCHEMA_VERSION,
     Run,
     Step,
     Trace,
     TraceHeader,
+    parse_header,
 )
 
 # schema version -> function upgrading one record of that version to the next version.
 # Version 1 is the first; when version 2 arrives, add `1: _migrate_1_to_2` here.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-UPGRADE_HINT = "upgrade ctxprof (pip install -U ctxprof) to read it"
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
@@ -310,26 +308,6 @@ def write_trace(trace: Trace, path: str | os.PathLike[str],
                 w.write_run_end(run)
 
 
-def _parse_header(record: Any, path: Path, lineno: int) -> TraceHeader:
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-        raise TraceFormatError(
-            f"not a ctxprof trace: the first line must be a header with \"format\": \"{FORMAT_NAME}\"",
-            path=path, line=lineno,
-            hint="to bring in traces from other tools, use `ctxprof import`")
-    version = record.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise TraceFormatError("must be a positive integer", path=path, line=lineno,
-                               field="header.schema_version")
-    if version > SCHEMA_VERSION:
-        raise UnsupportedVersionError(
-            f"schema version {version} is newer than this ctxprof supports ({SCHEMA_VERSION})",
-            path=path, line=lineno, field="header.schema_version", hint=UPGRADE_HINT)
-    try:
-        return TraceHeader.from_dict(record)
-    except TraceFormatError as e:
-        raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None
-
-
 def iter_records(path: str | os.PathLike[str],
                  warnings: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(line_number, record)` for every line of a trace, the header first, migrated to the
@@ -360,7 +338,7 @@ def iter_records(path: str | os.PathLike[str],
                     "not JSON: a trace file is JSON Lines starting with a ctxprof header",
                     path=path, line=lineno,
                     hint="to bring in traces from other tools, use `ctxprof import`") from None
-            header = _parse_header(record, path, lineno)
+            header = parse_header(record, path, lineno)
             version = header.schema_version
             header_seen = True
             yield lineno, _migrate(record, version)

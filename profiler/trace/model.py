@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from profiler.errors import TraceFormatError
+from profiler.errors import TraceFormatError, UnsupportedVersionError
 
 FORMAT_NAME = "ctxprof-trace"
 SCHEMA_VERSION = 1
+UPGRADE_HINT = "upgrade ctxprof (pip install -U ctxprof) to read it"
 CONTENT_LEVELS = ("text", "tokens", "hashes")
 STEP_KINDS = ("llm", "tool")
 
@@ -501,3 +502,25 @@ class Trace:
                 run = replace(run, start_unix_s=ordered[0].start_unix_s)
             out.append(replace(run, steps=ordered))
         return cls(header=header or TraceHeader(), runs=tuple(out), path=path)
+
+
+def parse_header(record: Any, path: Any, lineno: int) -> TraceHeader:
+    """The header of a trace from its first record, checked: the format name and a schema version
+    this ctxprof reads (a newer one is `UnsupportedVersionError`)."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise TraceFormatError(
+            f"not a ctxprof trace: the first line must be a header with \"format\": \"{FORMAT_NAME}\"",
+            path=path, line=lineno,
+            hint="to bring in traces from other tools, use `ctxprof import`")
+    version = record.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TraceFormatError("must be a positive integer", path=path, line=lineno,
+                               field="header.schema_version")
+    if version > SCHEMA_VERSION:
+        raise UnsupportedVersionError(
+            f"schema version {version} is newer than this ctxprof supports ({SCHEMA_VERSION})",
+            path=path, line=lineno, field="header.schema_version", hint=UPGRADE_HINT)
+    try:
+        return TraceHeader.from_dict(record)
+    except TraceFormatError as e:
+        raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None

@@ -179,9 +179,9 @@ def iter_parquet_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, di
         runs = json.loads(meta.get(RUNS_KEY, b"[]"))
     except ValueError:
         raise TraceFormatError("its ctxprof metadata is not valid JSON", path=path) from None
-    from profiler.trace.io import _parse_header
+    from profiler.trace.model import parse_header
 
-    _parse_header(header, path, 0)
+    parse_header(header, path, 0)
     yield 0, header
     for entry in runs:
         yield 0, entry["run"]
