@@ -43,7 +43,7 @@ if "PYTHONPATH" not in os.environ:
 import numpy as np  # noqa: E402
 
 from profiler.analysis import analyze  # noqa: E402
-from profiler.tokens import get_encoding  # noqa: E402
+from profiler.encodings import get_encoding  # noqa: E402
 from profiler.trace.io import write_trace  # noqa: E402
 from profiler.trace.model import Output, Prompt, Step, Trace  # noqa: E402
 
@@ -55,7 +55,8 @@ PEER = r'''
 import json, sys, time
 import numpy as np
 from profiler.trace.io import load_trace
-from profiler.tokens import encoding_for_model, get_encoding, render_message_body, render_tools, _role_header
+from profiler.encodings import encoding_for_model, get_encoding
+from profiler.tokens import render_message_body, render_tools, _role_header
 trace = load_trace(sys.argv[1])
 enc = n = None
 def use(step):

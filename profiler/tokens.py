@@ -1,11 +1,8 @@
 """Tokenization of trace steps: offline tiktoken encodings, chat rendering, memoized per message.
 
 Contract:
-- `get_encoding(name)` returns a tiktoken encoding without touching the network: tiktoken's own cache
-  when it has the file, else the `.tiktoken` files shipped in the `bpe-openai` package, checked against
-  the sha256 tiktoken expects and handed to tiktoken through its cache directory.
-- `encoding_for_model(model)` maps a model name to an encoding (exact for OpenAI models; an
-  approximation, flagged as such, for other providers whose tokenizers are not available offline).
+- Encodings (fetching them offline, which model uses which) live in `profiler.encodings`; a
+  `StepTokenizer` takes the `EncodingCache` to load them from (default: the process-wide one).
 - `StepTokenizer` turns a step's prompt (messages + tools, raw text, or token ids) into one token
   sequence and its output into another. Each distinct message / tool definition is tokenized once
   (memoized by content hash): workflows resend the same messages, and the profiler must not do the
@@ -21,13 +18,8 @@ as it does in a serving engine. `<|im_start|>` and `<|im_end|>` get ids just pas
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import importlib.util
 import json
-import os
-import tempfile
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,129 +27,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from profiler.encodings import DEFAULT_ENCODING, EncodingCache, default_encodings, encoding_for_model
 from profiler.errors import TokenizerError
 from profiler.trace.model import Output, Prompt, Step
-
-DEFAULT_ENCODING = "o200k_base"
-
-# Where tiktoken fetches each encoding and the sha256 it expects (from tiktoken_ext.openai_public).
-_TIKTOKEN_FILES = {
-    "o200k_base": ("https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
-                   "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"),
-    "cl100k_base": ("https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
-                    "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
-}
-
-_encoding_lock = threading.Lock()
-_encodings: dict[str, Any] = {}
-
-
-def _tiktoken_cache_dir() -> Path:
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        return Path(os.environ["TIKTOKEN_CACHE_DIR"])
-    if "DATA_GYM_CACHE_DIR" in os.environ:
-        return Path(os.environ["DATA_GYM_CACHE_DIR"])
-    return Path(tempfile.gettempdir()) / "data-gym-cache"
-
-
-def _ctxprof_cache_dir() -> Path:
-    base = os.environ.get("CTXPROF_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    path = Path(base) / "ctxprof" if base and "CTXPROF_CACHE_DIR" not in os.environ else (
-        Path(base) if base else Path.home() / ".cache" / "ctxprof")
-    try:
-        (path / "tiktoken").mkdir(parents=True, exist_ok=True)
-        return path
-    except OSError:
-        fallback = Path(tempfile.gettempdir()) / "ctxprof-cache"
-        (fallback / "tiktoken").mkdir(parents=True, exist_ok=True)
-        return fallback
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _cached_in_tiktoken(name: str) -> bool:
-    url, expected = _TIKTOKEN_FILES[name]
-    path = _tiktoken_cache_dir() / hashlib.sha1(url.encode()).hexdigest()
-    try:
-        return _sha256(path.read_bytes()) == expected
-    except OSError:
-        return False
-
-
-def _load_from_bpe_openai(name: str) -> Any:
-    """Hand tiktoken the encoding file shipped in `bpe-openai`, through a cache directory of ours."""
-    import tiktoken
-    from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
-
-    url, expected = _TIKTOKEN_FILES[name]
-    try:
-        # Locate the file without importing bpe_openai: its import builds every encoding it ships.
-        spec = importlib.util.find_spec("bpe_openai")
-        if spec is None or not spec.submodule_search_locations:
-            raise ModuleNotFoundError("bpe_openai is not installed")
-        package_dir = Path(next(iter(spec.submodule_search_locations)))
-        data = gzip.decompress((package_dir / "data" / f"{name}.tiktoken.gz").read_bytes())
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
-        raise TokenizerError(
-            f"encoding {name!r} is not available offline: tiktoken has no cached copy and the "
-            f"'bpe-openai' package is missing or lacks it ({e}); install it with `pip install bpe-openai`"
-        ) from None
-    if _sha256(data) != expected:
-        raise TokenizerError(
-            f"the {name} file shipped in bpe-openai has sha256 {_sha256(data)}, tiktoken expects "
-            f"{expected}; reinstall bpe-openai or put tiktoken's own file in TIKTOKEN_CACHE_DIR")
-    cache = _ctxprof_cache_dir() / "tiktoken"
-    target = cache / hashlib.sha1(url.encode()).hexdigest()
-    if not target.exists() or _sha256(target.read_bytes()) != expected:
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    # tiktoken reads (and re-verifies) the file from its cache directory, so no download happens.
-    previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-    try:
-        return tiktoken.Encoding(**ENCODING_CONSTRUCTORS[name]())
-    finally:
-        if previous is None:
-            del os.environ["TIKTOKEN_CACHE_DIR"]
-        else:
-            os.environ["TIKTOKEN_CACHE_DIR"] = previous
-
-
-def get_encoding(name: str) -> Any:
-    """A tiktoken encoding by name (`o200k_base`, `cl100k_base`), loaded without network access."""
-    with _encoding_lock:
-        if name in _encodings:
-            return _encodings[name]
-        if name not in _TIKTOKEN_FILES:
-            raise TokenizerError(f"unknown encoding {name!r}; use one of {', '.join(_TIKTOKEN_FILES)}")
-        import tiktoken
-
-        if _cached_in_tiktoken(name):
-            enc = tiktoken.get_encoding(name)
-        else:
-            enc = _load_from_bpe_openai(name)
-        _encodings[name] = enc
-        return enc
-
-
-def encoding_for_model(model: str | None) -> tuple[str, bool]:
-    """`(encoding name, exact)` for a model: exact for OpenAI models tiktoken knows; otherwise the
-    default encoding as an approximation (Claude, Gemini, DeepSeek... have no offline tokenizer)."""
-    if model:
-        import tiktoken.model
-
-        bare = model.split("/")[-1]
-        try:
-            name = tiktoken.model.encoding_name_for_model(bare)
-            if name in _TIKTOKEN_FILES:
-                return name, True
-        except KeyError:
-            pass
-    return DEFAULT_ENCODING, False
-
 
 class TextTokenizer(Protocol):
     """What chat rendering needs from a tokenizer."""
@@ -175,9 +47,10 @@ class TiktokenTokenizer:
     """A tiktoken encoding behind the `TextTokenizer` protocol."""
 
     name: str
+    encodings: EncodingCache | None = None  # None: the process-wide cache
 
     def __post_init__(self) -> None:
-        self._enc = get_encoding(self.name)
+        self._enc = (self.encodings or default_encodings()).get(self.name)
 
     def encode(self, text: str) -> list[int]:
         # Special-token text inside prompts is ordinary text to a provider: encode it as such.
@@ -349,7 +222,9 @@ class StepTokenizer:
     """
 
     def __init__(self, tokenizer_for: Callable[[Step], TextTokenizer] | None = None,
-                 default_encoding: str = DEFAULT_ENCODING) -> None:
+                 default_encoding: str = DEFAULT_ENCODING,
+                 encodings: EncodingCache | None = None) -> None:
+        self._encodings = encodings  # None: the process-wide cache
         self._tokenizers: dict[str, TextTokenizer] = {}
         self._default_encoding = default_encoding
         self._tokenizer_for = tokenizer_for or self._by_model
@@ -370,7 +245,7 @@ class StepTokenizer:
                 if named.startswith("hf:"):
                     tok = HFTokenizer(named[3:])
                 else:
-                    tok = TiktokenTokenizer(named)
+                    tok = TiktokenTokenizer(named, self._encodings)
                 self._tokenizers[named] = tok
             return tok
         name, exact = encoding_for_model(step.model)
@@ -380,7 +255,7 @@ class StepTokenizer:
                 self.approximate_models.add(step.model)
         tok = self._tokenizers.get(name)
         if tok is None:
-            tok = self._tokenizers[name] = TiktokenTokenizer(name)
+            tok = self._tokenizers[name] = TiktokenTokenizer(name, self._encodings)
         return tok
 
     @property

@@ -64,7 +64,7 @@ def test_excerpt_never_splits_a_grapheme(parts, limit, from_end):
 
 
 def test_trim_partial_drops_halves_of_a_cut_character():
-    from profiler.tokens import get_encoding
+    from profiler.encodings import get_encoding
 
     enc = get_encoding("o200k_base")
     ids = enc.encode("ok 👍🏽 done")

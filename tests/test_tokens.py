@@ -10,7 +10,8 @@ import pytest
 from builders import make_step
 
 from profiler.errors import TokenizerError
-from profiler.tokens import StepTokenizer, encoding_for_model, get_encoding
+from profiler.encodings import EncodingCache, encoding_for_model, get_encoding
+from profiler.tokens import StepTokenizer
 
 
 @pytest.mark.parametrize("name, text, expected", [
@@ -24,28 +25,35 @@ def test_encodings_load_offline_and_match_tiktoken(name, text, expected):
 
 def test_bpe_openai_fallback_verifies_the_hash(tmp_path, monkeypatch):
     # GIVEN an empty tiktoken cache, so the bpe-openai copy must be used
-    from profiler import tokens
+    import os
+
+    from profiler import encodings
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
-    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))
-    monkeypatch.setattr(tokens, "_encodings", {})
-    # WHEN the encoding is loaded
-    enc = tokens.get_encoding("cl100k_base")
-    # THEN it works, and the file it used has the sha256 tiktoken expects
+    # WHEN the encoding is loaded through a cache object of this test's own
+    enc = EncodingCache().get("cl100k_base")
+    # THEN it works, the file it placed in tiktoken's cache has the sha256 tiktoken expects, and the
+    # environment is as it was
     assert enc.decode(enc.encode("redundant context")) == "redundant context"
-    cached = list((tmp_path / "ctxprof-cache" / "tiktoken").iterdir())
+    cached = list((tmp_path / "tiktoken-cache").iterdir())
     assert len(cached) == 1
-    assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == tokens._TIKTOKEN_FILES["cl100k_base"][1]
+    assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == encodings.TIKTOKEN_FILES["cl100k_base"][1]
+    assert os.environ["TIKTOKEN_CACHE_DIR"] == str(tmp_path / "tiktoken-cache")
 
 
 def test_a_corrupt_bpe_file_is_refused(tmp_path, monkeypatch):
-    from profiler import tokens
+    from profiler import encodings
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(tokens, "_encodings", {})
-    monkeypatch.setitem(tokens._TIKTOKEN_FILES, "cl100k_base", ("https://example.invalid/x", "0" * 64))
+    monkeypatch.setitem(encodings.TIKTOKEN_FILES, "cl100k_base", ("https://example.invalid/x", "0" * 64))
     with pytest.raises(TokenizerError, match="sha256"):
-        tokens.get_encoding("cl100k_base")
+        EncodingCache().get("cl100k_base")
+
+
+def test_tiktoken_caching_switched_off_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    with pytest.raises(TokenizerError, match="TIKTOKEN_CACHE_DIR is empty"):
+        EncodingCache().get("cl100k_base")
 
 
 def test_unknown_encoding():
