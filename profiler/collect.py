@@ -6,7 +6,7 @@ Any OpenTelemetry-instrumented application (any language) records into ctxprof b
 - `POST /v1/traces` with an `ExportTraceServiceRequest`, JSON (`application/json`) or protobuf
   (`application/x-protobuf`, decoded with `opentelemetry-proto`, the `ctxprof[collect]` extra, into the
   same dict shape), optionally gzip-compressed. Each payload is mapped with
-  `profiler.importers.otel.trace_of_request` and its runs and steps are appended at once, one flushed
+  `profiler.otel.trace_of_request` and its runs and steps are appended at once, one flushed
   line per record (the recorder's `TraceWriter`), so a killed collector leaves every received step
   readable.
 - Memory is bounded: a payload is at most `max_body_bytes` (413 otherwise) and is not kept after it
@@ -100,7 +100,7 @@ class Collector:
     # -- the mapping ---------------------------------------------------------------------------------
     def ingest(self, request: dict[str, Any]) -> int:
         """Append the steps of one decoded payload; returns how many were written."""
-        from profiler.importers.otel import trace_of_request
+        from profiler.otel import trace_of_request
 
         trace = trace_of_request(request, source="otlp-http")
         written = 0

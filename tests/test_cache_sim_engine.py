@@ -313,8 +313,8 @@ def test_render_and_to_dict():
 def test_kv_presets_agree_with_the_replay_presets_of_the_same_model():
     # The two tables serve different jobs (KV bytes here, whole architectures for replay); where they
     # name the same model, its KV shape must be the same.
-    from profiler.cache_sim.presets import PRESETS as KV
-    from profiler.replay.models import PRESETS as REPLAY
+    from profiler.cache_sim.presets import KV_PRESETS as KV
+    from profiler.replay.models import ARCHITECTURE_PRESETS as REPLAY
 
     shared = sorted(set(KV) & set(REPLAY))
     assert shared == ["llama-3.2-1b", "qwen2.5-0.5b", "qwen2.5-1.5b"]

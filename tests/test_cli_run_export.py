@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from profiler.importers.otel import import_otlp
+from profiler.otel import import_otlp
 from profiler.trace import load_trace
 
 from recording_helpers import REPO

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from profiler.collect import Collector
-from profiler.importers.otel import export_otlp
+from profiler.otel import export_otlp
 from profiler.testing.fake_api import FakeLLMServer
 from profiler.trace.io import load_trace
 from profiler.usage import normalize_usage

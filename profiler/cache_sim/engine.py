@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from profiler.cache_sim.presets import (
-    PRESETS,
+    KV_PRESETS,
     ModelPreset,
     parse_capacity,
     resolve_preset,
@@ -64,7 +64,7 @@ from profiler.prefix import (
 from profiler.trace.model import Step, Trace, ordered_llm_steps
 
 __all__ = ["BlockHash", "EvictionPolicy", "EngineCapacityResult", "EngineSimulation", "FIFOPolicy", "KVBlockCache",
-           "LRUPolicy", "ModelPreset", "POLICIES", "PRESETS", "parse_capacity", "resolve_preset",
+           "LRUPolicy", "ModelPreset", "POLICIES", "KV_PRESETS", "parse_capacity", "resolve_preset",
            "simulate_engine", "step_blocks"]
 
 ENGINE_SCHEMA = "ctxprof.engine-cache/1"

@@ -103,7 +103,7 @@ MODEL_SHAPES: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("mistral-7b", layers=32, kv_heads=8, head_dim=128),
 )}
 # KV-size presets: the real models.
-PRESETS: dict[str, ModelPreset] = {name: p for name, p in MODEL_SHAPES.items() if p.real}
+KV_PRESETS: dict[str, ModelPreset] = {name: p for name, p in MODEL_SHAPES.items() if p.real}
 
 _BYTE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -119,11 +119,11 @@ def resolve_preset(preset: str) -> tuple[ModelPreset, str]:
     dtype = dtype or DEFAULT_DTYPE
     if name.startswith("mistral-7b"):
         name = "mistral-7b"  # v0.1 / v0.2 / v0.3 share the KV shape
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if name not in KV_PRESETS:
+        raise ConfigError(f"unknown model preset {preset!r}; use one of {', '.join(KV_PRESETS)}")
     if dtype not in DTYPE_BYTES:
         raise ConfigError(f"unknown KV dtype {dtype!r} in {preset!r}; use one of {', '.join(DTYPE_BYTES)}")
-    return PRESETS[name], dtype
+    return KV_PRESETS[name], dtype
 
 
 def parse_capacity(text: str, preset: str | None) -> int:
@@ -141,6 +141,6 @@ def parse_capacity(text: str, preset: str | None) -> int:
                           f"({', '.join(u for u in ('KiB', 'MiB', 'GiB', 'TiB', 'KB', 'MB', 'GB'))})")
     if preset is None:
         raise ConfigError(f"capacity {text!r} is in bytes: name the model whose KV cache it holds with "
-                          f"--model-preset ({', '.join(PRESETS)})")
+                          f"--model-preset ({', '.join(KV_PRESETS)})")
     model, dtype = resolve_preset(preset)
     return int(number * _BYTE_UNITS[unit]) // model.kv_bytes_per_token(dtype)

@@ -48,7 +48,7 @@ def export_command(
         write_parquet(loaded, output)  # type: ignore[arg-type]
         wrote(output)
         return
-    from profiler.importers.otel import export_otlp
+    from profiler.otel import export_otlp
 
     doc = export_otlp(loaded)
     with output_stream(output) as stream:

@@ -16,7 +16,7 @@ IMPORTERS: dict[str, str] = {
     "swe-agent": "profiler.importers.swe_agent:import_swe_agent",
     "mini-swe-agent": "profiler.importers.swe_agent:import_mini_swe_agent",
     "tau-bench": "profiler.importers.tau_bench:import_tau_bench",
-    "otel": "profiler.importers.otel:import_otlp",
+    "otel": "profiler.otel:import_otlp",
     "mooncake": "profiler.importers.mooncake:import_mooncake",
     "vcr": "profiler.importers.vcr:import_vcr",
 }

@@ -1,7 +1,7 @@
 """The prefix core shared by the analyzer, the provider and engine cache simulators, diagnosis and
 replay: one hash scheme (`hashing`), one prefix index with pluggable eviction (`index`). The one step
 order is `profiler.trace.model.ordered_llm_steps`; the one model-shape table is
-`profiler.cache_sim.presets.PRESETS`.
+`profiler.cache_sim.presets.KV_PRESETS`.
 """
 
 from profiler.prefix.hashing import (

@@ -3,7 +3,7 @@
 Public API (torch and transformers are imported only when a replay runs or a model loads):
 
 - `replay(traces, model=..., device=..., dtype=..., mode=..., ...)` -> `ReplayResult`
-- `load_model(spec, device=, dtype=, seed=)` -> `LoadedModel`; `PRESETS` (architecture presets)
+- `load_model(spec, device=, dtype=, seed=)` -> `LoadedModel`; `ARCHITECTURE_PRESETS` (architecture presets)
 - `RadixCache`, `LRUPolicy`, `FIFOPolicy`: the radix tree of KV blocks (usable without torch)
 - `SequenceBuilder`, `Vocabulary`, `map_token_ids`: the token sequences a replay runs
 - `prefill_flops`: the FLOP model (see `profiler.replay.result`)
@@ -12,7 +12,7 @@ Public API (torch and transformers are imported only when a replay runs or a mod
 from __future__ import annotations
 
 from profiler.replay.engine import MODES, TOLERANCES, replay
-from profiler.replay.models import PRESETS, LoadedModel, ModelInfo, load_model
+from profiler.replay.models import ARCHITECTURE_PRESETS, LoadedModel, ModelInfo, load_model
 from profiler.replay.radix import FIFOPolicy, LRUPolicy, PrefixMatch, RadixCache
 from profiler.replay.result import (
     REPLAY_SCHEMA,
@@ -36,7 +36,7 @@ from profiler.replay.sequences import (
 __all__ = [
     "MODES",
     "TOLERANCES",
-    "PRESETS",
+    "ARCHITECTURE_PRESETS",
     "REPLAY_SCHEMA",
     "Check",
     "Comparison",

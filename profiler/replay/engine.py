@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from profiler.errors import ConfigError, ProfilerError
-from profiler.replay.models import DTYPES, LoadedModel, load_model
+from profiler.replay.models import DTYPES, LoadedModel, ModelInfo, load_model
 from profiler.replay.radix import LRUPolicy, RadixCache
 from profiler.replay.result import (
     Check,
@@ -458,9 +458,47 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
            capacity_tokens: int | None = None, block_size: int = 16, generate: bool = False,
            max_new_tokens: int | None = None, max_steps: int | None = None, warmup_runs: int | None = None,
            seed: int = 0, progress: ProgressFn | None = None) -> ReplayResult:
-    """Replay `traces` with `model` (a preset name, a checkpoint directory, or a `LoadedModel`)."""
-    from profiler.analysis import analyze
+    """Replay `traces` with `model` (a preset name, a checkpoint directory, or a `LoadedModel`).
 
+    In stages: plan (the token sequence of each step), measure (prefill each step cold and/or with
+    the reuse cache), compare (cold against reuse outputs), predict (the analyzer's figures on the
+    same sequences, beside what was measured)."""
+    _check_options(mode=mode, scope=scope, dtype=dtype, block_size=block_size,
+                   capacity_tokens=capacity_tokens, max_new_tokens=max_new_tokens)
+    trace_list = [traces] if isinstance(traces, Trace) else list(traces)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype,
+                                                                       seed=seed)
+    device, dtype = loaded.info.device, loaded.info.dtype
+    items, sources, warnings = _plan(trace_list, SequenceBuilder(loaded.vocab, seed=seed,
+                                                                 block_size=block_size),
+                                     scope=scope, max_steps=max_steps, max_new_tokens=max_new_tokens,
+                                     generate=generate)
+    runner = _Runner(loaded, device=device, dtype=dtype, block_size=block_size,
+                     capacity_tokens=capacity_tokens, generate=generate, max_new_tokens=max_new_tokens)
+    warmup = warmup_runs if warmup_runs is not None else (2 if device == "cuda" else 1)
+    results, kept = _measure(runner, items, mode=mode, scope=scope, warmup=warmup, progress=progress)
+    checks, comparison = _compare_modes(kept, items, mode=mode, dtype=dtype, generate=generate)
+    if comparison is not None and not comparison.equal:
+        warnings.append(f"cold and reuse outputs differ beyond tolerance in "
+                        f"{comparison.steps_compared - comparison.steps_equal} step(s) "
+                        f"(largest logit difference {comparison.max_abs_logit_diff:.3g})")
+    if generate:
+        warnings.append("outputs were generated greedily: the cache holds generated, not recorded, "
+                        "outputs, so measured reuse can differ from the prediction")
+    step_records, prediction, cold, reuse = _predict(trace_list, items, results, checks, loaded.info,
+                                                     scope=scope, block_size=block_size)
+    options = ReplayOptions(mode=mode, scope=scope, capacity_tokens=capacity_tokens,
+                            block_size=block_size, generate=generate, max_new_tokens=max_new_tokens,
+                            max_steps=max_steps, warmup_runs=warmup, timer=runner.clock.name,
+                            eviction_policy="lru", seed=seed)
+    return ReplayResult(model=loaded.info, options=options, token_sources=sources,
+                        steps=tuple(step_records), cold=cold, reuse=reuse, comparison=comparison,
+                        prediction=prediction, evicted_tokens=runner.evicted_tokens,
+                        traces=tuple(t.path or "" for t in trace_list), warnings=tuple(warnings))
+
+
+def _check_options(*, mode: str, scope: str, dtype: str, block_size: int, capacity_tokens: int | None,
+                   max_new_tokens: int | None) -> None:
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}: use cold, reuse or both")
     if scope not in SCOPES:
@@ -473,14 +511,12 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
         raise ConfigError(f"--capacity must be >= 0 tokens, got {capacity_tokens}")
     if max_new_tokens is not None and max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    trace_list = [traces] if isinstance(traces, Trace) else list(traces)
 
-    import torch
 
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype,
-                                                                       seed=seed)
-    device, dtype = loaded.info.device, loaded.info.dtype
-    builder = SequenceBuilder(loaded.vocab, seed=seed, block_size=block_size)
+def _plan(trace_list: list[Trace], builder: SequenceBuilder, *, scope: str, max_steps: int | None,
+          max_new_tokens: int | None, generate: bool) -> tuple[list[_Item], dict[str, int], list[str]]:
+    """Stage 1: the steps to replay, in replay order, each with its token sequence; how many came
+    from each token source; and the warnings those sources call for."""
     ordered = _ordered(trace_list, scope)
     if max_steps is not None:
         ordered = ordered[:max_steps]
@@ -507,10 +543,16 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
     if fillers:
         warnings.append(f"{fillers} step(s) recorded only an output length: their outputs are "
                         "step-unique filler tokens")
+    return items, sources, warnings
 
-    runner = _Runner(loaded, device=device, dtype=dtype, block_size=block_size,
-                     capacity_tokens=capacity_tokens, generate=generate, max_new_tokens=max_new_tokens)
-    warmup = warmup_runs if warmup_runs is not None else (2 if device == "cuda" else 1)
+
+def _measure(runner: "_Runner", items: list[_Item], *, mode: str, scope: str, warmup: int,
+             progress: ProgressFn | None) -> tuple[dict[str, list[ModeStep]],
+                                                   dict[str, list[_Outputs | None]]]:
+    """Stage 2: prefill (and decode) every step in each mode; per mode the measured steps and the
+    outputs kept for the comparison."""
+    import torch
+
     modes = ["cold", "reuse"] if mode == "both" else [mode]
     total = len(items) * len(modes)
     results: dict[str, list[ModeStep]] = {}
@@ -523,15 +565,37 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
             results[m], kept[m] = runner.run_mode(m, items, scope, keep=keep, progress=progress,
                                                   done=done, total=total)
             done += len(items)
+    return results, kept
 
+
+def _compare_modes(kept: dict[str, list[_Outputs | None]], items: list[_Item], *, mode: str,
+                   dtype: str, generate: bool) -> tuple[list[Check | None], Comparison | None]:
+    """Stage 3: cold against reuse outputs, step by step, within the dtype's tolerance."""
     atol, rtol = TOLERANCES[dtype]
-    checks: list[Check | None] = [None] * len(items)
-    if mode == "both":
-        checks = [_compare(c, r, atol, rtol, generate=generate)  # type: ignore[arg-type]
-                  for c, r in zip(kept["cold"], kept["reuse"])]
+    if mode != "both":
+        return [None] * len(items), None
+    checks: list[Check | None] = [_compare(c, r, atol, rtol, generate=generate)  # type: ignore[arg-type]
+                                  for c, r in zip(kept["cold"], kept["reuse"])]
+    done_checks = [c for c in checks if c is not None]
+    comparison = Comparison(
+        atol=atol, rtol=rtol, steps_compared=len(done_checks),
+        steps_equal=sum(1 for c in done_checks if c.equal),
+        max_abs_logit_diff=max((c.max_abs_logit_diff for c in done_checks), default=0.0),
+        greedy_tokens_compared=sum(c.positions_compared for c in done_checks),
+        greedy_mismatches=sum(c.greedy_mismatches for c in done_checks),
+        greedy_mismatches_beyond_tolerance=sum(c.greedy_mismatches_beyond_tolerance
+                                               for c in done_checks))
+    return checks, comparison
 
-    # The analyzer's prediction, on the replayed sequences and on the original trace.
-    space = f"replay:{loaded.info.name}"
+
+def _predict(trace_list: list[Trace], items: list[_Item], results: dict[str, list[ModeStep]],
+             checks: list[Check | None], info: ModelInfo, *, scope: str, block_size: int
+             ) -> tuple[list[StepReplay], Prediction, ModeTotals | None, ModeTotals | None]:
+    """Stage 4: the analyzer's prediction, on the replayed sequences and on the original trace,
+    beside what was measured; one record per step and the totals of each mode."""
+    from profiler.analysis import analyze
+
+    space = f"replay:{info.name}"
     predicted = analyze(_subset(trace_list, items, space), scope=scope, block_size=block_size)
     original = analyze(_subset(trace_list, items, None), scope=scope, block_size=block_size)
     # Analysis runs come in input order (trace by trace, run by run), as `_subset` keeps them.
@@ -557,7 +621,6 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
     reuse = ModeTotals.of(results["reuse"]) if "reuse" in results else None
     prompt_total = sum(it.seq.prompt_tokens for it in items)
     pred_saved = sum(s.predicted_reused_tokens for s in step_records)
-    info = loaded.info
     width = info.num_attention_heads * info.head_dim
     flops_cold = sum(prefill_flops(info.non_embedding_params, info.num_layers, width, start=0,
                                    end=s.prompt_tokens) for s in step_records)
@@ -581,29 +644,4 @@ def replay(traces: Trace | Iterable[Trace], *, model: str | LoadedModel = "tiny"
         prefill_speedup=(cold.prefill_ms / reuse.prefill_ms if both and reuse.prefill_ms else None),
         ttft_speedup=(cold.ttft_ms / reuse.ttft_ms if both and reuse.ttft_ms else None),
     )
-    comparison = None
-    if mode == "both":
-        done_checks = [c for c in checks if c is not None]
-        comparison = Comparison(
-            atol=atol, rtol=rtol, steps_compared=len(done_checks),
-            steps_equal=sum(1 for c in done_checks if c.equal),
-            max_abs_logit_diff=max((c.max_abs_logit_diff for c in done_checks), default=0.0),
-            greedy_tokens_compared=sum(c.positions_compared for c in done_checks),
-            greedy_mismatches=sum(c.greedy_mismatches for c in done_checks),
-            greedy_mismatches_beyond_tolerance=sum(c.greedy_mismatches_beyond_tolerance
-                                                   for c in done_checks))
-        if not comparison.equal:
-            warnings.append(f"cold and reuse outputs differ beyond tolerance in "
-                            f"{comparison.steps_compared - comparison.steps_equal} step(s) "
-                            f"(largest logit difference {comparison.max_abs_logit_diff:.3g})")
-    if generate:
-        warnings.append("outputs were generated greedily: the cache holds generated, not recorded, "
-                        "outputs, so measured reuse can differ from the prediction")
-    options = ReplayOptions(mode=mode, scope=scope, capacity_tokens=capacity_tokens,
-                            block_size=block_size, generate=generate, max_new_tokens=max_new_tokens,
-                            max_steps=max_steps, warmup_runs=warmup, timer=runner.clock.name,
-                            eviction_policy="lru", seed=seed)
-    return ReplayResult(model=info, options=options, token_sources=sources, steps=tuple(step_records),
-                        cold=cold, reuse=reuse, comparison=comparison, prediction=prediction,
-                        evicted_tokens=runner.evicted_tokens,
-                        traces=tuple(t.path or "" for t in trace_list), warnings=tuple(warnings))
+    return step_records, prediction, cold, reuse

@@ -2,7 +2,7 @@
 
 Contract: `load_model(spec, device=, dtype=, seed=)` returns a `LoadedModel` (the torch module, its
 `Vocabulary`, and a `ModelInfo` with the shape figures the FLOP model needs). `spec` is a preset name
-(`PRESETS`) or a path to a checkpoint directory. Nothing is downloaded (`local_files_only=True`).
+(`ARCHITECTURE_PRESETS`) or a path to a checkpoint directory. Nothing is downloaded (`local_files_only=True`).
 
 Presets reproduce the shapes of real models (layers, hidden size, heads, KV heads, head dimension,
 MLP size, vocabulary, tied embeddings, RoPE settings) from their published `config.json`, and are built
@@ -30,7 +30,7 @@ DEVICES = ("cpu", "cuda")
 
 # The architecture presets are the entries of the one model-shape table that carry a full config.
 Preset = ModelPreset
-PRESETS: dict[str, Preset] = {name: p for name, p in MODEL_SHAPES.items() if p.architecture}
+ARCHITECTURE_PRESETS: dict[str, Preset] = {name: p for name, p in MODEL_SHAPES.items() if p.architecture}
 
 
 @dataclass(frozen=True)
@@ -138,12 +138,12 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32", seed: 
     """A preset (random weights from `seed`) or a local checkpoint directory, in eval mode."""
     _check_device(device)
     tdtype = torch_dtype(dtype)
-    if spec in PRESETS:
-        return _load_preset(PRESETS[spec], device, dtype, tdtype, seed)
+    if spec in ARCHITECTURE_PRESETS:
+        return _load_preset(ARCHITECTURE_PRESETS[spec], device, dtype, tdtype, seed)
     path = Path(os.path.expanduser(spec))
     if path.is_dir():
         return _load_checkpoint(path, device, dtype, tdtype)
-    raise ConfigError(f"--model {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a local "
+    raise ConfigError(f"--model {spec!r} is neither a preset ({', '.join(ARCHITECTURE_PRESETS)}) nor a local "
                       "checkpoint directory; pass a preset name or the path of a folder holding "
                       "config.json and the weights")
 

@@ -11,7 +11,7 @@ import pytest
 from profiler.analysis import analyze
 from profiler.errors import TraceFormatError
 from profiler.importers import IMPORTERS
-from profiler.importers.otel import export_otlp, import_otlp
+from profiler.otel import export_otlp, import_otlp
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, TraceHeader, Usage
 
 from recording_helpers import SHARED_DATA
@@ -45,7 +45,7 @@ def otlp(tmp_path: Path, spans: list[dict]) -> Path:
 
 
 def test_registered_as_an_importer() -> None:
-    assert IMPORTERS["otel"] == "profiler.importers.otel:import_otlp"
+    assert IMPORTERS["otel"] == "profiler.otel:import_otlp"
 
 
 @pytest.mark.skipif(not EXAMPLE.exists(), reason="shared data folder not present")
