@@ -56,7 +56,7 @@ import json, sys, time
 import numpy as np
 from profiler.trace.io import load_trace
 from profiler.encodings import encoding_for_model, get_encoding
-from profiler.tokens import render_message_body, render_tools, _role_header
+from profiler.chat import render_message_body, render_tools, role_header as _role_header
 trace = load_trace(sys.argv[1])
 enc = n = None
 def use(step):

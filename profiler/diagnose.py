@@ -47,7 +47,8 @@ from profiler.analysis import Analysis
 from profiler.errors import ProfilerError
 from profiler.reuse import ReuseIndex, _Powers, namespace_salt
 from profiler.safe_text import is_boundary, trim_partial, visible
-from profiler.tokens import StepTokenizer, render_message_body
+from profiler.chat import render_message_body
+from profiler.tokens import StepTokenizer
 from profiler.trace.model import Run, Step, Trace
 
 DIAGNOSIS_SCHEMA = "ctxprof.diagnosis/1"

@@ -8,7 +8,7 @@ Contract:
   (memoized by content hash): workflows resend the same messages, and the profiler must not do the
   redundant work it measures.
 
-Chat rendering (ChatML-like, as OpenAI's chat format): the tool definitions first, as one block, then
+Chat rendering (`profiler.chat`, ChatML-like, as OpenAI's chat format): the tool definitions first, as one block, then
 the structured-output format (`Prompt.response_format`) as one block where there is one, then each
 message as `<|im_start|>{role}\\n{content}<|im_end|>\\n`, then the generation prompt
 `<|im_start|>assistant\\n`. The output is the assistant message body followed by `<|im_end|>`, so a
@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from profiler.chat import (render_content, render_message_body, render_response_format, render_tools,
+                           role_header)
 from profiler.encodings import DEFAULT_ENCODING, EncodingCache, default_encodings, encoding_for_model
 from profiler.errors import TokenizerError
 from profiler.trace.model import Output, Prompt, Step
@@ -128,69 +130,6 @@ def _digest(obj: Any) -> bytes:
         raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode(
             "utf-8", "surrogatepass")
     return hashlib.blake2b(raw, digest_size=16).digest()
-
-
-def render_content(content: Any) -> str:
-    """Text of a message's content: a string, or a list of parts (OpenAI / Anthropic content blocks)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        pieces = []
-        for part in content:
-            if isinstance(part, Mapping):
-                kind = part.get("type")
-                if kind in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
-                    pieces.append(part["text"])
-                    continue
-                if kind == "tool_result":
-                    pieces.append(render_content(part.get("content")))
-                    continue
-                # Images, tool_use blocks and the rest: their JSON stands in (counts are approximate).
-                pieces.append(json.dumps({k: v for k, v in part.items() if k != "cache_control"},
-                                         ensure_ascii=False))
-            else:
-                pieces.append(str(part))
-        return "\n".join(pieces)
-    return json.dumps(content, ensure_ascii=False)
-
-
-def render_message_body(message: Mapping[str, Any]) -> str:
-    """The text of a message between its header and end marker (content, then tool calls).
-
-    Tool calls are rendered with sorted keys: a provider renders them from their fields, so the key
-    order a client happens to serialise them in does not change what the model sees."""
-    text = render_content(message.get("content"))
-    extras = []
-    for key in ("tool_calls", "function_call"):
-        if message.get(key):
-            extras.append(json.dumps(message[key], ensure_ascii=False, sort_keys=True))
-    if message.get("tool_call_id"):
-        text = f"[{message['tool_call_id']}] {text}"
-    return "\n".join([text, *extras]) if extras else text
-
-
-def render_tools(tools: Sequence[Mapping[str, Any]]) -> str:
-    """Tool definitions as one text block, one JSON object per line, in the order given (a provider
-    sees reordered tools as a different prompt, and so does ctxprof)."""
-    return "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
-
-
-def render_response_format(response_format: Mapping[str, Any]) -> str:
-    """A structured-output format as the text block the provider adds to the prompt.
-
-    OpenAI and Anthropic turn a JSON-schema response format into text the model reads ahead of the
-    conversation (OpenAI documents that the schema counts toward input tokens; neither publishes the
-    exact wording), so this is an approximation: the format object as sent, as JSON. What matters for
-    reuse is exact: two prompts differing only in their schema differ here, before the first message."""
-    return json.dumps(response_format, ensure_ascii=False)
-
-
-def _role_header(message: Mapping[str, Any]) -> str:
-    role = str(message.get("role", "user"))
-    name = message.get("name")
-    return f"{role} name={name}" if isinstance(name, str) and name else role
 
 
 # Conversations whose last prompt is kept for reuse: enough for interleaved runs, bounded for
@@ -307,7 +246,7 @@ class StepTokenizer:
         if isinstance(part, _ResponseFormatPart):
             return self._rendered_block(tok, "response_format",
                                         render_response_format(part.response_format))
-        return self._rendered_block(tok, _role_header(part), render_message_body(part))
+        return self._rendered_block(tok, role_header(part), render_message_body(part))
 
     def _chat_tokens(self, tok: TextTokenizer, step: Step) -> np.ndarray:
         """The chat rendering of a step's prompt. Each part (the tools, the response format, each
@@ -418,7 +357,7 @@ class StepTokenizer:
         if prompt.response_format:
             add("response_format", 0, "response_format", render_response_format(prompt.response_format))
         for i, message in enumerate(prompt.messages or ()):
-            add("message", i, _role_header(message), render_message_body(message))
+            add("message", i, role_header(message), render_message_body(message))
         return blocks
 
 

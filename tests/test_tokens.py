@@ -166,7 +166,8 @@ def test_tool_call_key_order_does_not_change_the_tokens():
 
 
 def test_a_response_format_is_one_block_between_tools_and_messages():
-    from profiler.tokens import StepTokenizer, render_response_format
+    from profiler.chat import render_response_format
+    from profiler.tokens import StepTokenizer
     from profiler.trace.model import Prompt, Step
 
     # GIVEN a prompt with tools, a JSON-schema response format and two messages

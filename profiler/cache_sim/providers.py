@@ -52,7 +52,8 @@ from profiler.cache_sim.provider_rules import min_tokens_table, rule_for
 from profiler.errors import ConfigError
 from profiler.pricing import ModelPrice, PriceTable
 from profiler.prefix import PrefixIndex, block_hashes, namespace_salt, prefix_hashes
-from profiler.tokens import StepTokenizer, render_content, render_tools
+from profiler.chat import render_content, render_tools
+from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, ordered_llm_steps
 
 SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"

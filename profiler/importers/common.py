@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from profiler.errors import TraceFormatError
-from profiler.tokens import render_content
+from profiler.chat import render_content
 from profiler.trace.io import iter_lines, open_input, parse_json, read_error
 from profiler.trace.model import Run, Step, Trace, TraceHeader
 

@@ -56,7 +56,7 @@ from profiler.importers.common import (
     split_model_route,
     walk,
 )
-from profiler.tokens import render_content
+from profiler.chat import render_content
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, Usage
 from profiler.usage import normalize_usage
 

@@ -41,7 +41,7 @@ from profiler.importers.common import (
     strip_keys,
     walk,
 )
-from profiler.tokens import render_content
+from profiler.chat import render_content
 from profiler.trace.model import Output, Prompt, Run, Step, Trace, Usage
 from profiler.usage import normalize_usage
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from profiler.errors import ProfilerError
 from profiler.prefix.hashing import splitmix
-from profiler.tokens import StepTokenizer, render_message_body, render_tools
+from profiler.chat import render_message_body, render_tools
+from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step
 
 SOURCES = ("trace-token-ids", "model-tokenizer", "mapped-token-ids", "mapped-ctxprof-tokens",
