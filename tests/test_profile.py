@@ -112,7 +112,7 @@ def test_to_dict_from_dict_round_trips_through_json():
 def test_from_dict_names_the_source_and_field_of_a_bad_document():
     doc = profile(make_trace(make_agent_run(steps=2))).to_dict()
     with pytest.raises(ProfilerError, match="p.json.*schema"):
-        Profile.from_dict(doc | {"schema": "ctxprof.profile/1"}, source="p.json")
+        Profile.from_dict(doc | {"schema": "ctxprof.report/1"}, source="p.json")
     doc["simulations"][0]["totals"]["input_tokens"] = "many"
     with pytest.raises(ProfilerError, match=r"p.json: simulations\[0\].totals: field 'input_tokens'"):
         Profile.from_dict(doc, source="p.json")
