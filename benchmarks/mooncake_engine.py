@@ -29,7 +29,7 @@ if "PYTHONPATH" not in os.environ:  # PYTHONPATH=<checkout> times another checko
 
 from rich.console import Console  # noqa: E402
 
-from profiler.cache_sim.engine import parse_capacity, simulate_engine  # noqa: E402
+from profiler.cache_sim.kv_cache import parse_capacity, simulate_engine  # noqa: E402
 from profiler.importers.mooncake import import_mooncake  # noqa: E402
 from profiler.render.engine_cache import render  # noqa: E402
 from profiler.trace.model import Trace, ordered_llm_steps  # noqa: E402

@@ -43,8 +43,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "cuda_timer": ("profiler.instrument.gpu", "cuda_timer"),
     "timed_generate": ("profiler.instrument.gpu", "timed_generate"),
     "simulate_provider": ("profiler.cache_sim.providers", "simulate_provider"),
-    "simulate_engine": ("profiler.cache_sim.engine", "simulate_engine"),
-    "parse_capacity": ("profiler.cache_sim.engine", "parse_capacity"),
+    "simulate_engine": ("profiler.cache_sim.kv_cache", "simulate_engine"),
+    "parse_capacity": ("profiler.cache_sim.kv_cache", "parse_capacity"),
     "report": ("profiler.render", "report"),
     "render": ("profiler.render", "render"),
     "figures": ("profiler.render.figures", None),
@@ -52,7 +52,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Budgets": ("profiler.check", "Budgets"),
     "Baseline": ("profiler.check", "Baseline"),
     "make_baseline": ("profiler.check", "make_baseline"),
-    "replay": ("profiler.replay.engine", "replay"),
+    "replay": ("profiler.replay.runner", "replay"),
 }
 
 __all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing", "Profile",
@@ -94,7 +94,7 @@ sys.modules[__name__].__class__ = _PublicAPI
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from profiler.analysis import analyze
-    from profiler.cache_sim.engine import parse_capacity, simulate_engine
+    from profiler.cache_sim.kv_cache import parse_capacity, simulate_engine
     from profiler.cache_sim.providers import simulate_provider
     from profiler.check import Baseline, Budgets, check, make_baseline
     from profiler.cost import apply_prices
@@ -103,6 +103,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from profiler.instrument.gpu import cuda_timer, timed_generate
     from profiler.instrument.recorder import record, step
     from profiler.pricing import PriceTable
-    from profiler.replay.engine import replay
+    from profiler.replay.runner import replay
     from profiler.profile import Profile, profile
     from profiler.render import figures, render, report

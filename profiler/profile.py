@@ -28,7 +28,7 @@ from profiler.trace.model import Trace
 if TYPE_CHECKING:
     import pandas as pd
 
-    from profiler.cache_sim.engine import EngineSimulation
+    from profiler.cache_sim.kv_cache import EngineSimulation
     from profiler.cache_sim.providers import ProviderSimulation
     from profiler.diagnose import Diagnosis
     from profiler.progress import Progress
@@ -210,7 +210,7 @@ class Profile:
     def from_dict(cls, d: Any, *, source: str = "<profile>") -> "Profile":
         """The inverse of `to_dict` (a `ctxprof report -o x.json` output). A document of another
         schema, or a malformed field, raises `ProfilerError` naming `source` and the field."""
-        from profiler.cache_sim.engine import EngineSimulation
+        from profiler.cache_sim.kv_cache import EngineSimulation
         from profiler.cache_sim.providers import ProviderSimulation
         from profiler.diagnose import Diagnosis
         from profiler.records import expect_list, expect_mapping, record_from_dict
@@ -305,7 +305,7 @@ def profile(traces: Trace | Iterable[Trace], options: ProfileOptions | None = No
 
     engine = None
     if options.engine_capacities_tokens:
-        from profiler.cache_sim.engine import simulate_engine
+        from profiler.cache_sim.kv_cache import simulate_engine
 
         engine = _section(lambda: simulate_engine(trace_list, list(options.engine_capacities_tokens),
                                                   block_size=options.block_size,

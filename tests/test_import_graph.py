@@ -142,7 +142,7 @@ def test_profiler_modules_import_each_other_without_circles():
 def test_the_render_package_sits_above_the_results_it_renders():
     # GIVEN the modules that compute results
     computing = {"profiler.profile", "profiler.analysis", "profiler.diagnose", "profiler.cost",
-                 "profiler.cache_sim.providers", "profiler.cache_sim.engine", "profiler.diff"}
+                 "profiler.cache_sim.providers", "profiler.cache_sim.kv_cache", "profiler.diff"}
     # THEN none of them imports a renderer (outside Jupyter display hooks)
     assert {m: sorted(i for i in imports_of(m) if i.startswith("profiler.render"))
             for m in computing} == {m: [] for m in computing}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from test_reuse import oracle
 
 from profiler.analysis import analyze
-from profiler.cache_sim.engine import simulate_engine
+from profiler.cache_sim.kv_cache import simulate_engine
 from profiler.prefix import FIFOPolicy, LRUPolicy, PrefixIndex, block_hashes, namespace_salt, prefix_hashes
 from profiler.trace.model import ordered_llm_steps
 

@@ -1,5 +1,5 @@
 """Cache simulators: what a provider's prompt cache (`providers`) or a serving engine's KV cache of
-finite capacity (`engine`) would have reused for the requests of a trace."""
+finite capacity (`kv_cache`) would have reused for the requests of a trace."""
 
 from profiler.cache_sim.providers import (
     PROVIDERS,

@@ -95,7 +95,7 @@ def simulate_command(
     if auto_breakpoints and cache is not Cache.anthropic:
         raise ConfigError("--auto-breakpoints applies to --cache anthropic only")
     if cache is Cache.engine:
-        from profiler.cache_sim.engine import parse_capacity
+        from profiler.cache_sim.kv_cache import parse_capacity
         from profiler.prefix.index import make_policy
 
         make_policy(policy)  # an unknown policy is a usage error before any work

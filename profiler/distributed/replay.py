@@ -71,7 +71,7 @@ def replay_on_ray(traces: Trace | Iterable[Trace], *, address: str | None = None
 
 def merge_replays(parts: Sequence["ReplayResult"], traces: Sequence[str]) -> "ReplayResult":
     """One result from per-run results of the same model and options (see the module contract)."""
-    from profiler.replay.engine import _fraction
+    from profiler.replay.runner import _fraction
     from profiler.replay.result import Comparison, ModeTotals, Prediction, prefill_flops
 
     first = parts[0]

@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from profiler.cache_sim.engine import EngineSimulation
+from profiler.cache_sim.kv_cache import EngineSimulation
 
 
 def _int(v: int | None) -> str:

@@ -11,7 +11,7 @@ Public API (torch and transformers are imported only when a replay runs or a mod
 
 from __future__ import annotations
 
-from profiler.replay.engine import MODES, TOLERANCES, replay
+from profiler.replay.runner import MODES, TOLERANCES, replay
 from profiler.replay.models import ARCHITECTURE_PRESETS, LoadedModel, ModelInfo, load_model
 from profiler.replay.radix import FIFOPolicy, LRUPolicy, PrefixMatch, RadixCache
 from profiler.replay.result import (

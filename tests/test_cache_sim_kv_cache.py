@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from profiler.analysis import analyze
-from profiler.cache_sim.engine import (
+from profiler.cache_sim.kv_cache import (
     BlockHash,
     FIFOPolicy,
     KVBlockCache,
