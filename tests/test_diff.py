@@ -64,6 +64,16 @@ def test_analysis_json_gives_the_same_diff_as_the_trace(traces, tmp_path):
     assert tokens_only(from_json["workflows"]) == tokens_only(from_trace["workflows"])
 
 
+def test_a_profile_json_gives_the_same_diff_as_the_trace(traces, tmp_path):
+    # GIVEN the JSON profile of trace A, as `ctxprof report -o a.json` writes it
+    a, b = traces
+    assert run_cli("report", a, "-o", tmp_path / "a.json") == 0
+    # WHEN diffed against B THEN every figure equals that of diffing the trace itself
+    from_trace = diff(load_summary(a)[0], load_summary(b)[0]).to_dict()
+    from_json = diff(load_summary(tmp_path / "a.json")[0], load_summary(b)[0]).to_dict()
+    assert from_json["workflows"] == from_trace["workflows"]
+
+
 def tokens_only(value):
     """`value` without its cost figures."""
     if isinstance(value, dict):
