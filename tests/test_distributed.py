@@ -148,11 +148,6 @@ def test_unreachable_cluster_is_one_clear_error():
         _check_reachable("ray://127.0.0.1:1")
 
 
-def test_global_scope_is_refused_for_now():
-    with pytest.raises(ProfilerError, match="--scope run only"):
-        analyze_on_ray([str(SAMPLES[0])], scope="global")
-
-
 def test_public_analyze_takes_the_engine():
     import profiler
 
