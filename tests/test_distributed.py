@@ -193,3 +193,29 @@ def test_single_process_path_never_imports_ray(tmp_path: Path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_fleet_replicas_on_ray_give_the_sequential_figures():
+    from profiler.cache_sim.fleet import simulate_fleet
+
+    # GIVEN the sample traces WHEN a fleet sweep runs sequentially and as Ray tasks (one per replica)
+    traces = [load_trace(p) for p in SAMPLES]
+    kwargs = {"replicas": [1, 3], "capacity_tokens": 20_000, "target_hit_rate": 0.3}
+    # THEN every figure is the same
+    assert (simulate_fleet(traces, engine="ray", **kwargs).to_dict()
+            == simulate_fleet(traces, **kwargs).to_dict())
+
+
+def test_cli_simulate_fleet_on_ray(capsys):
+    for engine in ("local", "ray"):
+        assert run_cli("simulate", *SAMPLES, "--cache", "engine", "--replicas", "1,2", "-f", "json",
+                       "--engine", engine) == 0
+    local, distributed = capsys.readouterr().out.split("\n}\n", 1)
+    assert json.loads(local + "}") == json.loads(distributed)
+
+
+def test_cli_analyze_global_scope_on_ray(capsys):
+    for engine in ("local", "ray"):
+        assert run_cli("analyze", *SAMPLES, "--scope", "global", "-f", "json", "--engine", engine) == 0
+    local, distributed = capsys.readouterr().out.split("\n}\n", 1)
+    assert json.loads(local + "}") == json.loads(distributed)
