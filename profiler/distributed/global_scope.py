@@ -57,8 +57,6 @@ class _Local:
     output_tokens: tuple[int, ...]
     window_offsets: np.ndarray  # step i's windows are [offsets[i], offsets[i+1]) of the chunk's
     order: np.ndarray  # the chunk's windows sorted by bucket (how they were sent)
-    bucket_sizes: tuple[int, ...]
-    approximate_models: frozenset[str]
 
 
 def _bucket(hashes: np.ndarray, buckets: int) -> np.ndarray:
@@ -68,7 +66,8 @@ def _bucket(hashes: np.ndarray, buckets: int) -> np.ndarray:
 
 def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: int, window_buckets: int,
                   partition_buckets: int) -> tuple[Any, ...]:
-    """Stage 1. Returns (local, heads, *window pieces, *partition pieces)."""
+    """Stage 1. Returns (local, (heads, models tokenized approximately), *window pieces,
+    *partition pieces); `local` stays in the object store for the chunk's finishing task."""
     from profiler.prefix import sequence_hashes
     from profiler.prefix.hashing import Powers
     from profiler.reuse import namespace_salt
@@ -112,9 +111,8 @@ def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: in
     pieces = [(sorted_w[bounds[b]:bounds[b + 1]], sorted_o[bounds[b]:bounds[b + 1]])
               for b in range(window_buckets)]
     local = _Local(tuple(kept), tuple(namespaces), tuple(prompt_lens), tuple(outputs),
-                   np.asarray(offsets, dtype=np.int64), order, tuple(int(s) for s in sizes),
-                   frozenset(tok.approximate_models))
-    return (local, heads, *pieces, *parts)
+                   np.asarray(offsets, dtype=np.int64), order)
+    return (local, (heads, frozenset(tok.approximate_models)), *pieces, *parts)
 
 
 def earliest_windows(*pieces: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -180,6 +178,7 @@ def finish_chunk(local: _Local, steps: Sequence[Step], options: "AnalysisOptions
     from profiler.reuse import cover_windows
 
     k = options.min_repeat
+    ids = list(ordinal_ids)
     sent = np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64)
     earliest = np.empty_like(sent)
     earliest[local.order] = sent  # back to the chunk's own window order
@@ -201,7 +200,7 @@ def finish_chunk(local: _Local, steps: Sequence[Step], options: "AnalysisOptions
             step, options, level=step.prompt.level, namespace=local.namespaces[i],
             input_tokens=prompt_len, output_tokens=local.output_tokens[i], prefix=prefix,
             repeated=int(covered.sum()),
-            sources=_sources(prefix_source, prefix, sources, covered, list(ordinal_ids))))
+            sources=_sources(prefix_source, prefix, sources, covered, ids)))
     return out
 
 
@@ -241,7 +240,11 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
 
     total = 2 * len(chunks) + 2 * buckets
     with progress_bar("analyse global (ray)", total, progress) as advance:
-        heads = [h for refs in prep_refs for h in _get(ray, refs[1])]
+        heads, approx = [], set()
+        for refs in prep_refs:
+            chunk_heads, chunk_approx = _get(ray, refs[1])
+            heads.extend(chunk_heads)
+            approx |= chunk_approx
         advance(len(chunks))
         prefixes = short_prefixes(heads)
         block = _block()
@@ -263,9 +266,6 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
         for ref in finish_refs:
             token_metrics.extend(_get(ray, ref))
             advance(1)
-        approx: set[str] = set()
-        for local in ray.get([refs[0] for refs in prep_refs]):
-            approx |= local.approximate_models
 
     # Token-level metrics come back in the global order; content-free and content-less steps are
     # analysed here, in the same order, exactly as the single process does.
