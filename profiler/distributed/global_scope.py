@@ -8,19 +8,23 @@ the earliest step whose S_j contains it. The plan computes both without one proc
 tokens:
 
 1. `prepare_chunk` (one task per chunk of consecutive steps): tokenize and hash each step with the
-   one hash scheme (`profiler.prefix.hashing`); send its window hashes to W window buckets, its
-   tokens to B partition buckets by its first block's hash, and its first block (the head) to the
-   driver.
-2. `earliest_windows` (one task per window bucket): the earliest step of every window hash, answered
-   for every window the chunks sent (a reduce by minimum).
-3. `partition_prefixes` (one task per partition bucket): one partition per distinct first block,
+   one hash scheme (`profiler.prefix.hashing`); keep its window hashes in the object store, send its
+   tokens to one of B partition buckets by its first block's hash, and its first block (the head)
+   to the driver.
+2. `partition_prefixes` (one task per partition bucket): one partition per distinct first block,
    steps in the global order, the single-process `ReuseIndex` over each: exact for every prefix of at
    least one block, because every S_j sharing a whole first block with P_i is in P_i's partition.
-4. The driver runs the same index over the heads (at most one block a step): exact for every prefix
-   shorter than a block, whichever partition it came from. Content-free (hashes level) steps, whose
-   cost is per block rather than per token, are analysed on the driver as the single process does.
+   The driver runs the same index over the heads (`short_prefixes`, at most one block a step): exact
+   for every prefix shorter than a block, whichever partition it came from.
+3. `send_windows` (one task per chunk): each step's windows outside its reused prefix (the ones the
+   single process inserts too), to W window buckets by hash.
+4. `earliest_windows` (one task per window bucket): the earliest step of every window hash, answered
+   for every window the chunks sent (a reduce by minimum).
 5. `finish_chunk` (one task per chunk): the repeated spans from the window answers with the
    single-process rule (`profiler.reuse.cover_windows`), and the step metrics.
+
+Content-free (hashes level) steps, whose cost is per block rather than per token, are analysed on the
+driver as the single process does.
 """
 
 from __future__ import annotations
@@ -49,14 +53,24 @@ def _block() -> int:
 
 @dataclass(frozen=True)
 class _Local:
-    """What a chunk keeps for its finishing task: per step, its figures and window offsets."""
+    """What a chunk keeps in the object store for its later tasks: per token-level step (in order)
+    its figures, and the window hashes of every S_i (step i's are [offsets[i], offsets[i+1]))."""
 
-    ordinals: tuple[int, ...]  # token-level steps of the chunk, in order
+    ordinals: tuple[int, ...]
     namespaces: tuple[str, ...]
     prompt_lens: tuple[int, ...]
     output_tokens: tuple[int, ...]
-    window_offsets: np.ndarray  # step i's windows are [offsets[i], offsets[i+1]) of the chunk's
-    order: np.ndarray  # the chunk's windows sorted by bucket (how they were sent)
+    windows: np.ndarray
+    window_offsets: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """Which windows a chunk sent (step i's from `firsts[i]` on) and in what order (by bucket)."""
+
+    firsts: tuple[int, ...]
+    offsets: np.ndarray  # step i's sent windows are [offsets[i], offsets[i+1]) before sorting
+    order: np.ndarray
 
 
 def _bucket(hashes: np.ndarray, buckets: int) -> np.ndarray:
@@ -64,10 +78,10 @@ def _bucket(hashes: np.ndarray, buckets: int) -> np.ndarray:
     return (hashes % np.uint64(buckets)).astype(np.int64)
 
 
-def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: int, window_buckets: int,
+def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: int,
                   partition_buckets: int) -> tuple[Any, ...]:
-    """Stage 1. Returns (local, (heads, models tokenized approximately), *window pieces,
-    *partition pieces); `local` stays in the object store for the chunk's finishing task."""
+    """Stage 1. Returns (local, (heads, models tokenized approximately), *partition pieces);
+    `local` stays in the object store for the chunk's later tasks."""
     from profiler.prefix import sequence_hashes
     from profiler.prefix.hashing import Powers
     from profiler.reuse import namespace_salt
@@ -78,7 +92,7 @@ def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: in
     tok = StepTokenizer()
     powers = Powers()
     kept, namespaces, prompt_lens, outputs = [], [], [], []
-    window_parts, owners, offsets = [], [], [0]
+    window_parts, offsets = [], [0]
     heads = []
     parts: list[list[tuple[int, int, int, np.ndarray, int]]] = [[] for _ in range(partition_buckets)]
     for ordinal, step in zip(ordinals, steps):
@@ -95,28 +109,44 @@ def prepare_chunk(steps: Sequence[Step], ordinals: Sequence[int], min_repeat: in
         prompt_lens.append(int(prompt.size))
         outputs.append(token_output_count(step, output))
         window_parts.append(h.window)
-        owners.append(np.full(h.window.size, ordinal, dtype=np.int64))
         offsets.append(offsets[-1] + int(h.window.size))
         heads.append((ordinal, np.asarray(seq[:g]), salt, int(prompt.size)))
         if seq.size >= g:
             key = int(h.prefix[g - 1])
             parts[key % partition_buckets].append((key, ordinal, int(prompt.size), np.asarray(seq), salt))
     windows = np.concatenate(window_parts) if window_parts else np.zeros(0, dtype=np.uint64)
+    local = _Local(tuple(kept), tuple(namespaces), tuple(prompt_lens), tuple(outputs), windows,
+                   np.asarray(offsets, dtype=np.int64))
+    return (local, (heads, frozenset(tok.approximate_models)), *parts)
+
+
+def send_windows(local: _Local, prefixes: dict[int, tuple[int, int | None]], min_repeat: int,
+                 buckets: int) -> tuple[Any, ...]:
+    """Stage 3. Each step's windows that do not lie inside its reused prefix (those start at
+    max(0, prefix - min_repeat + 1)), with the step, split into `buckets` by hash. A window inside
+    the prefix is in the prefix's source too, so the earliest holder of every window still sends it.
+    Returns (sent, *pieces)."""
+    firsts = tuple(max(0, prefixes[o][0] - min_repeat + 1) for o in local.ordinals)
+    parts, owners, offsets = [], [], [0]
+    for i, (ordinal, first) in enumerate(zip(local.ordinals, firsts)):
+        lo, hi = int(local.window_offsets[i]), int(local.window_offsets[i + 1])
+        part = local.windows[min(lo + first, hi):hi]
+        parts.append(part)
+        owners.append(np.full(part.size, ordinal, dtype=np.int64))
+        offsets.append(offsets[-1] + int(part.size))
+    windows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
-    bucket = _bucket(windows, window_buckets)
+    bucket = _bucket(windows, buckets)
     order = np.argsort(bucket, kind="stable")
-    sizes = np.bincount(bucket, minlength=window_buckets)
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=buckets))])
     sorted_w, sorted_o = windows[order], owner[order]
     pieces = [(sorted_w[bounds[b]:bounds[b + 1]], sorted_o[bounds[b]:bounds[b + 1]])
-              for b in range(window_buckets)]
-    local = _Local(tuple(kept), tuple(namespaces), tuple(prompt_lens), tuple(outputs),
-                   np.asarray(offsets, dtype=np.int64), order)
-    return (local, (heads, frozenset(tok.approximate_models)), *pieces, *parts)
+              for b in range(buckets)]
+    return (_Sent(firsts, np.asarray(offsets, dtype=np.int64), order), *pieces)
 
 
 def earliest_windows(*pieces: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Stage 2. For every (window hash, step) a chunk sent, the earliest step holding that hash;
+    """Stage 4. For every (window hash, step) a chunk sent, the earliest step holding that hash;
     one answer array per chunk, in the order it was sent."""
     sizes = [p[0].size for p in pieces]
     hashes = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.uint64)
@@ -133,7 +163,7 @@ def earliest_windows(*pieces: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray
 
 
 def partition_prefixes(*pieces: list[tuple[int, int, int, np.ndarray, int]]) -> dict[int, tuple[int, int | None]]:
-    """Stage 3. Per partition (steps sharing a first block), in the global order, the single-process
+    """Stage 2. Per partition (steps sharing a first block), in the global order, the single-process
     index: (prefix, source) of every step whose prompt holds at least one block."""
     from profiler.prefix.hashing import Powers
     from profiler.reuse import ReuseIndex
@@ -155,7 +185,7 @@ def partition_prefixes(*pieces: list[tuple[int, int, int, np.ndarray, int]]) -> 
 
 
 def short_prefixes(heads: Sequence[tuple[int, np.ndarray, int, int]]) -> dict[int, tuple[int, int | None]]:
-    """Stage 4 (driver). The same index over every step's first block, in the global order: the exact
+    """Stage 2 (driver). The same index over every step's first block, in the global order: the exact
     prefix wherever it is shorter than a block."""
     from profiler.reuse import ReuseIndex
 
@@ -170,7 +200,7 @@ def short_prefixes(heads: Sequence[tuple[int, np.ndarray, int, int]]) -> dict[in
     return out
 
 
-def finish_chunk(local: _Local, steps: Sequence[Step], options: "AnalysisOptions",
+def finish_chunk(local: _Local, sent_meta: _Sent, steps: Sequence[Step], options: "AnalysisOptions",
                  ordinal_ids: Sequence[tuple[str, str]], prefixes: dict[int, tuple[int, int | None]],
                  *answers: np.ndarray) -> list["StepMetrics"]:
     """Stage 5. The metrics of the chunk's token-level steps (`steps` by position in `local`)."""
@@ -181,7 +211,7 @@ def finish_chunk(local: _Local, steps: Sequence[Step], options: "AnalysisOptions
     ids = list(ordinal_ids)
     sent = np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64)
     earliest = np.empty_like(sent)
-    earliest[local.order] = sent  # back to the chunk's own window order
+    earliest[sent_meta.order] = sent  # back to the order the windows were cut in
     out = []
     for i, (ordinal, step) in enumerate(zip(local.ordinals, steps)):
         prompt_len = local.prompt_lens[i]
@@ -190,10 +220,10 @@ def finish_chunk(local: _Local, steps: Sequence[Step], options: "AnalysisOptions
         if prefix:
             sources[:prefix] = prefix_source
         covered = np.zeros(prompt_len, dtype=bool)
-        first, last = max(0, prefix - k + 1), prompt_len - k
+        first, last = sent_meta.firsts[i], prompt_len - k
         if last >= first:
-            lo = int(local.window_offsets[i])
-            src = earliest[lo + first: lo + last + 1].copy()
+            lo = int(sent_meta.offsets[i])  # the step's sent windows start at `first`
+            src = earliest[lo: lo + last - first + 1].copy()
             src[src >= ordinal] = -1  # only strictly earlier steps count
             covered = cover_windows(prompt_len, prefix, k, first, src, sources)
         out.append(step_metrics(
@@ -224,28 +254,26 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
     size = chunk_steps or max(1, -(-len(ordered) // (2 * workers)))
     chunks = [list(range(lo, min(lo + size, len(ordered)))) for lo in range(0, len(ordered), size)]
 
-    prepare = ray.remote(num_cpus=1, max_retries=0)(prepare_chunk)
-    prep_refs = []
-    for chunk in chunks:
-        steps = [ordered[o][1] for o in chunk]
-        prep_refs.append(prepare.options(num_returns=2 + 2 * buckets).remote(
-            steps, chunk, options.min_repeat, buckets, buckets))
-    reduce = ray.remote(num_cpus=1, max_retries=0)(earliest_windows)
-    answer_refs = [reduce.options(num_returns=len(chunks)).remote(*[refs[2 + b] for refs in prep_refs])
-                   for b in range(buckets)] if chunks else []
-    if len(chunks) == 1:
-        answer_refs = [[r] for r in answer_refs]
-    part = ray.remote(num_cpus=1, max_retries=0)(partition_prefixes)
-    part_refs = [part.remote(*[refs[2 + buckets + b] for refs in prep_refs]) for b in range(buckets)]
+    def remote(fn: Any, returns: int = 1) -> Any:
+        return ray.remote(num_cpus=1, max_retries=0)(fn).options(num_returns=returns)
 
-    total = 2 * len(chunks) + 2 * buckets
-    with progress_bar("analyse global (ray)", total, progress) as advance:
+    # A task with n returns gives a list of n refs, except n == 1 (one ref).
+    def as_list(refs: Any) -> list[Any]:
+        return refs if isinstance(refs, list) else [refs]
+
+    prepare, send = remote(prepare_chunk, 2 + buckets), remote(send_windows, 1 + buckets)
+    prep_refs = [as_list(prepare.remote([ordered[o][1] for o in chunk], chunk, options.min_repeat, buckets))
+                 for chunk in chunks]
+    part = remote(partition_prefixes)
+    part_refs = [part.remote(*[refs[2 + b] for refs in prep_refs]) for b in range(buckets)]
+
+    with progress_bar("analyse global (ray)", 3 * len(chunks) + buckets, progress) as advance:
         heads, approx = [], set()
         for refs in prep_refs:
             chunk_heads, chunk_approx = _get(ray, refs[1])
             heads.extend(chunk_heads)
             approx |= chunk_approx
-        advance(len(chunks))
+            advance(1)
         prefixes = short_prefixes(heads)
         block = _block()
         for ref in part_refs:
@@ -253,19 +281,22 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
                 if prefixes[ordinal][0] == block:  # a whole first block is shared: its partition knows
                     prefixes[ordinal] = found
             advance(1)
-        advance(buckets)  # the window reducers run on as the finishing tasks need them
-        finish = ray.remote(num_cpus=1, max_retries=0)(finish_chunk)
+        token_ordinals = [[o for o in chunk if ordered[o][1].prompt.level in _TOKEN_LEVELS] for chunk in chunks]
+        chunk_prefixes = [ray.put({o: prefixes[o] for o in ords}) for ords in token_ordinals]
+        sent_refs = [as_list(send.remote(refs[0], pre, options.min_repeat, buckets))
+                     for refs, pre in zip(prep_refs, chunk_prefixes)]
+        reduce = remote(earliest_windows, len(chunks))
+        answer_refs = [as_list(reduce.remote(*[refs[1 + b] for refs in sent_refs])) for b in range(buckets)]
+        finish = remote(finish_chunk)
         opts_ref, ids_ref = ray.put(options), ray.put(ordinal_ids)
-        finish_refs = []
-        for c, (chunk, refs) in enumerate(zip(chunks, prep_refs)):
-            token_ordinals = [o for o in chunk if ordered[o][1].prompt.level in _TOKEN_LEVELS]
-            finish_refs.append(finish.remote(
-                refs[0], [ordered[o][1] for o in token_ordinals], opts_ref, ids_ref,
-                {o: prefixes[o] for o in token_ordinals}, *[answer_refs[b][c] for b in range(buckets)]))
+        finish_refs = [finish.remote(refs[0], sent[0], [ordered[o][1] for o in ords], opts_ref, ids_ref, pre,
+                                     *[answer_refs[b][c] for b in range(buckets)])
+                       for c, (refs, sent, ords, pre) in enumerate(zip(prep_refs, sent_refs, token_ordinals,
+                                                                       chunk_prefixes))]
         token_metrics: list[StepMetrics] = []
         for ref in finish_refs:
             token_metrics.extend(_get(ray, ref))
-            advance(1)
+            advance(2)
 
     # Token-level metrics come back in the global order; content-free and content-less steps are
     # analysed here, in the same order, exactly as the single process does.
