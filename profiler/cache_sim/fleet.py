@@ -18,7 +18,7 @@ Routing policies:
   without a time model, routed work stands in for queue length.
 - `prefix`: consistent hashing of the chained hash of the leading `route_blocks` blocks (a ring of
   `_VNODES` points per replica), as cache-aware routers do: requests sharing those blocks meet on one
-  replica. Requests with no whole block go by the hash of their (partial) content, else round-robin.
+  replica. A prompt without one whole block goes round-robin (request i to replica i mod N).
 
 Load balance is max / mean of the prompt tokens routed to each replica (1.0 = even).
 """
@@ -154,8 +154,9 @@ def route(blocks: Sequence[StepBlocks], replicas: int, routing: str, route_block
     out = []
     for i, b in enumerate(blocks):
         # The chained hash of the last leading block identifies all of them; a prompt shorter than
-        # the leading blocks is keyed by what it has (its output blocks never steer the route).
-        n = min(route_blocks, max(b.prompt_blocks, 1), len(b.hashes))
+        # the leading blocks is keyed by the blocks it has. A router sees only the prompt, so a
+        # prompt without a whole block (whose first block would hold output) goes round-robin.
+        n = min(route_blocks, b.prompt_blocks, len(b.hashes))
         if n == 0:
             out.append(i % replicas)
             continue
