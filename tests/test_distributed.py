@@ -182,10 +182,17 @@ def test_cli_check_and_report_on_ray(tmp_path: Path, capsys):
         assert ray_report[key] == local_report[key], key
 
 
-def test_single_process_path_never_imports_ray(tmp_path: Path):
-    # GIVEN a fresh interpreter WHEN `ctxprof analyze` runs on a sample THEN ray was not imported
+@pytest.mark.parametrize("args", [
+    ["analyze", "-f", "json"],
+    ["analyze", "--scope", "global", "-f", "json"],
+    ["simulate", "--cache", "engine", "--replicas", "1,2", "-f", "json"],
+])
+def test_single_process_path_never_imports_ray(tmp_path: Path, args: list[str]):
+    # GIVEN a fresh interpreter WHEN a command runs on a sample with the local engine THEN ray was
+    # not imported
+    command, *rest = args
     code = ("import sys\nfrom profiler.cli.app import main\n"
-            f"try:\n    main(['analyze', {str(SAMPLES[0])!r}, '-f', 'json',"
+            f"try:\n    main([{command!r}, {str(SAMPLES[0])!r}, *{rest!r},"
             f" '-o', {str(tmp_path / 'a.json')!r}])\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print('ray' in sys.modules)\n")
