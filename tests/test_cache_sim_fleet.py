@@ -55,7 +55,7 @@ def test_one_replica_is_the_engine_simulator_on_mooncake(mooncake, capacity):
 
 
 def test_prefix_routing_beats_round_robin_on_mooncake(mooncake):
-    # GIVEN bounded replicas WHEN 8 of them serve Mooncake THEN prefix routing keeps sessions together
+    # GIVEN bounded replicas WHEN 8 of them serve Mooncake THEN prefix routing keeps conversations together
     sim = simulate_fleet(mooncake, replicas=[8], capacity_tokens=300_000)
     rate = {p.routing: p.hit_rate for p in sim.points}
     assert rate["prefix"] > rate["round-robin"] and rate["prefix"] > rate["least-loaded"]
