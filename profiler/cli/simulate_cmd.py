@@ -9,20 +9,24 @@ from typing import Any, Optional
 
 import typer
 
-from profiler.cli.app import app
+from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
+    ENGINE_OPT,
     OUTPUT_OPT,
     PRICE_FILE_OPT,
     PRICING_OPT,
     TRACES_ARG,
     Pricing,
     build_profile,
+    load_all,
     output_stream,
     profile_options,
     wrote,
 )
 from profiler.errors import ConfigError
-from profiler.render.console import write_json, write_table
+from profiler.options import Engine
+from profiler.render.console import table_console, write_json, write_table
 
 
 class Cache(str, Enum):
@@ -81,6 +85,22 @@ def simulate_command(
                                                help="engine: model whose KV size per token turns byte "
                                                     "capacities into tokens."),
     policy: str = typer.Option("lru", "--policy", help="engine: eviction policy."),
+    replicas: Optional[str] = typer.Option(None, "--replicas",
+                                           help="engine: simulate a fleet of this many replicas, each "
+                                                "with --capacity of its own: a count (4), a list "
+                                                "(1,2,4,8) or a range (1-8)."),
+    routing: Optional[list[str]] = typer.Option(None, "--routing",
+                                                help="engine fleet: round-robin, least-loaded or prefix "
+                                                     "(consistent hashing on the leading blocks); repeat "
+                                                     "to compare. Default: all three."),
+    route_blocks: int = typer.Option(8, "--route-blocks", min=1,
+                                     help="engine fleet: leading blocks the prefix router hashes."),
+    target_hit_rate: Optional[float] = typer.Option(None, "--target-hit-rate", min=0.0, max=1.0,
+                                                    help="engine fleet: report the fewest replicas of "
+                                                         "the sweep each routing needs for this hit rate "
+                                                         "(0.5 = 50%)."),
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
@@ -90,6 +110,27 @@ def simulate_command(
     provider's rules (minimum length, 128-token increments, breakpoints, expiry), and show per step the
     predicted cached tokens beside the ones the provider reported, and the cost with and without it.
     """
+    fleet = replicas is not None
+    if not fleet and (routing or target_hit_rate is not None):
+        raise ConfigError("--routing and --target-hit-rate simulate a fleet: add --replicas")
+    if fleet and cache is not Cache.engine:
+        raise ConfigError("--replicas simulates engine replicas: use --cache engine")
+    if not fleet and Engine(engine) is Engine.ray:
+        raise ConfigError("--engine ray simulates fleet replicas in parallel: add --replicas")
+    if fleet:
+        opts = profile_options(block_size=block_size, pricing=pricing, price_file=price_file,
+                               engine=engine, address=address)
+        sim = _simulate_fleet(load_all(traces), replicas, routing, capacity or [], opts, model_preset,
+                              policy, route_blocks, target_hit_rate)
+        with output_stream(output) as stream:
+            if fmt is Format.json:
+                write_json(sim.to_dict(), stream)
+            else:
+                from profiler.render.fleet import render as render_fleet
+
+                render_fleet(sim, table_console(stream))
+        wrote(output)
+        return
     if chunk_tokens is not None and cache is Cache.anthropic:
         raise ConfigError("--chunk-tokens applies to --cache openai, gemini or deepseek")
     if auto_breakpoints and cache is not Cache.anthropic:
@@ -119,3 +160,25 @@ def simulate_command(
         else:
             write_table(result, stream, sections=(section,))
     wrote(output)
+
+
+def _simulate_fleet(loaded: list, replicas: str, routing: Optional[list[str]], capacities: list[str],
+                    opts: Any, preset: Optional[str], policy: str, route_blocks: int,
+                    target_hit_rate: Optional[float]) -> Any:
+    from profiler.cache_sim import fleet
+    from profiler.cache_sim.kv_cache import parse_capacity
+
+    if len(capacities) > 1:
+        raise ConfigError("--replicas takes one --capacity (per replica); sweep the replica count instead")
+    routings = list(dict.fromkeys(routing or fleet.ROUTINGS))
+    for r in routings:
+        if r not in fleet.ROUTINGS:
+            raise ConfigError(f"unknown --routing {r!r}: use {', '.join(fleet.ROUTINGS)}")
+    sim = fleet.simulate_fleet(
+        loaded, replicas=fleet.parse_replicas(replicas), routings=routings,
+        capacity_tokens=parse_capacity(capacities[0], preset) if capacities else None,
+        block_size=opts.block_size, policy=policy, route_blocks=route_blocks,
+        target_hit_rate=target_hit_rate, engine=opts.engine.value, address=opts.address)
+    for w in sim.warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    return sim
