@@ -226,7 +226,7 @@ def scenario_costs(data: "ReportData") -> "go.Figure":
             colors.append(COLORS["actual"])
     for sim in data.simulations:
         if sim.cost_usd is not None:
-            labels.append(f"{sim.provider} rules")
+            labels.append(f"{sim.provider} rules" + (" (what-if)" if sim.what_if_steps else ""))
             values.append(sim.cost_usd)
             colors.append(SCENARIO_COLORS.get(sim.provider, "#495057"))
     if data.costs is not None and data.costs.ideal_usd is not None:

@@ -92,14 +92,20 @@ class Calibration:
 
 def tokenizer_is_providers(metrics: "StepMetrics") -> bool:
     """Whether the step's token counts are in the provider's own units."""
-    if metrics.content_level in ("tokens", "hashes"):
+    return counts_are_providers(metrics.content_level, metrics.tokenizer, metrics.model)
+
+
+def counts_are_providers(content_level: str, namespace: str | None, model: str | None) -> bool:
+    """Whether token counts of a step at `content_level`, tokenized in `namespace` (the id space
+    `StepTokenizer.namespace` names), are in the units of `model`'s provider."""
+    if content_level in ("tokens", "hashes"):
         return True  # ids or counts recorded by the serving engine itself
-    if metrics.content_level != "text":
+    if content_level != "text":
         return True  # no content: the input count is the reported one
-    namespace = metrics.tokenizer or ""
+    namespace = namespace or ""
     if namespace.startswith("hf:"):
         return True  # the trace names the model's own Hugging Face tokenizer
-    name, exact = encoding_for_model(metrics.model)
+    name, exact = encoding_for_model(model)
     return exact and name == namespace
 
 

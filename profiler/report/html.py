@@ -240,11 +240,11 @@ def _headline(data: ReportData, w: Any) -> None:
     else:
         w(_card("redundant context, full price", "-", "prices not available"))
     for sim in data.simulations:
-        w(_card(f"saving, {sim.provider} caching", _fmt.usd(sim.saving_usd),
+        w(_card(f"saving, {sim.label}", _fmt.usd(sim.saving_usd),
                 f"{_fmt.pct(sim.predicted_cached_share)} of input cached (simulated)"))
     if h["reported_cached_tokens"] is not None:
         w(_card("provider-reported cached", _fmt.tokens(h["reported_cached_tokens"]),
-                f"ideal {_fmt.tokens(h['prefix_reused_tokens'])}"))
+                f"ideal {_fmt.tokens(h['ideal_prefix_tokens'])} ({h['unit']} tokens)"))
     w("</div>")
     for section, label in ((SECTION_COSTS, "Costs"), (SECTION_SIMULATIONS, "Cache scenarios"),
                            (SECTION_DIAGNOSIS, "Diagnosis")):
@@ -282,10 +282,10 @@ def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
                      _fmt.usd(None if c.no_cache_usd is None or c.actual_usd is None
                               else c.no_cache_usd - c.actual_usd)))
     for s in data.simulations:
-        rows.append((f"{s.provider} caching rules (simulated)", _fmt.tokens(s.predicted_cached_tokens),
+        rows.append((s.label, _fmt.tokens(s.predicted_cached_tokens),
                      _fmt.usd(s.cost_usd), _fmt.usd(s.saving_usd)))
     if data.costs is not None:
-        rows.append(("ideal prefix cache", _fmt.tokens(data.analysis.totals.prefix_reused_tokens),
+        rows.append(("ideal prefix cache", _fmt.tokens(data.analysis.totals.provider_prefix_reused_tokens),
                      _fmt.usd(data.costs.ideal_usd), _fmt.usd(data.costs.ideal_saving_usd)))
     table = ""
     if rows:
