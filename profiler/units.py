@@ -14,8 +14,9 @@ per-step `provider_*` figures are the step's prefix / repeated / novel split in 
 - `calibration_method="exact"`: ctxprof's tokens are the provider's. Prefix and repeated tokens are
   taken as they are; where the provider reported an input count, novel tokens absorb the difference
   (message framing the provider adds), so the split sums to the reported count.
-- `"scaled_to_reported_input"`: a stand-in tokenizer (or counts too far apart for framing alone)
-  and a reported input count `R` for `A` analysed tokens; every part is scaled by `calibration_factor = R / A` (rounded so the parts sum to `R`
+- `"scaled_to_reported_input"`: a stand-in tokenizer, a prompt with tool definitions or a response
+  format (rendered as JSON, not as the provider injects them), or counts too far apart for framing
+  alone; and a reported input count `R` for `A` analysed tokens; every part is scaled by `calibration_factor = R / A` (rounded so the parts sum to `R`
   exactly and none is negative). Reuse fractions are kept; the absolute figures are in provider units.
 - `"reported_input"`: no prompt content; the input is the reported count, all of it novel.
 - `"uncalibrated"`: a stand-in tokenizer and no reported input count: the figures stay in ctxprof's
@@ -90,14 +91,24 @@ class Calibration:
     split: Split
 
 
-def tokenizer_is_providers(metrics: "StepMetrics") -> bool:
+def tokenizer_is_providers(metrics: "StepMetrics", step: "Step | None" = None) -> bool:
     """Whether the step's token counts are in the provider's own units."""
-    return counts_are_providers(metrics.content_level, metrics.tokenizer, metrics.model)
+    return counts_are_providers(metrics.content_level, metrics.tokenizer, metrics.model,
+                                step is not None and rendering_is_approximate(step))
 
 
-def counts_are_providers(content_level: str, namespace: str | None, model: str | None) -> bool:
+def rendering_is_approximate(step: "Step") -> bool:
+    """Tool definitions and response formats are counted as their JSON; providers inject them in a
+    form of their own (OpenAI's is far more compact), so such a prompt's count is a stand-in even with
+    the provider's tokenizer."""
+    return bool(step.prompt.tools or step.prompt.response_format)
+
+
+def counts_are_providers(content_level: str, namespace: str | None, model: str | None,
+                         approximate_rendering: bool = False) -> bool:
     """Whether token counts of a step at `content_level`, tokenized in `namespace` (the id space
-    `StepTokenizer.namespace` names), are in the units of `model`'s provider."""
+    `StepTokenizer.namespace` names), are in the units of `model`'s provider; `approximate_rendering`:
+    the prompt has parts whose rendering is ctxprof's own (`rendering_is_approximate`)."""
     if content_level in ("tokens", "hashes"):
         return True  # ids or counts recorded by the serving engine itself
     if content_level != "text":
@@ -106,7 +117,7 @@ def counts_are_providers(content_level: str, namespace: str | None, model: str |
     if namespace.startswith("hf:"):
         return True  # the trace names the model's own Hugging Face tokenizer
     name, exact = encoding_for_model(model)
-    return exact and name == namespace
+    return exact and name == namespace and not approximate_rendering
 
 
 def calibrate_split(split: Split, reported_input_tokens: int | None, exact: bool) -> Calibration:
@@ -199,7 +210,7 @@ def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analy
         for i, m in enumerate(run.steps):
             step = steps[i] if i < len(steps) else None
             new = calibrate_step(m, step)
-            if new.calibration_method == METHOD_SCALED:
+            if new.calibration_method == METHOD_SCALED and new.usage_reliable:
                 scaled.setdefault(new.model or "?", []).append(new.calibration_factor or 0.0)
             elif new.calibration_method == METHOD_UNCALIBRATED:
                 uncalibrated[new.model or "?"] = uncalibrated.get(new.model or "?", 0) + 1
@@ -215,7 +226,7 @@ def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analy
 
 
 def calibrate_step(m: "StepMetrics", step: "Step | None" = None) -> "StepMetrics":
-    exact = tokenizer_is_providers(m)
+    exact = tokenizer_is_providers(m, step)
     c = calibrate_split(Split(m.input_tokens, m.prefix_reused_tokens, m.repeated_tokens, m.novel_tokens),
                         m.reported_input_tokens, exact)
     gap = None if m.reported_cached_tokens is None else (

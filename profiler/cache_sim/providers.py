@@ -60,7 +60,8 @@ from profiler.pricing import ModelPrice, PriceTable
 from profiler.prefix import PrefixIndex, block_hashes, namespace_salt, prefix_hashes
 from profiler.tokens import StepTokenizer, render_content, render_tools
 from profiler.trace.model import Step, Trace, ordered_llm_steps
-from profiler.units import STAND_IN_RATIO_BOUNDS, UNIT_CTXPROF, UNIT_PROVIDER, counts_are_providers
+from profiler.units import (STAND_IN_RATIO_BOUNDS, UNIT_CTXPROF, UNIT_PROVIDER, counts_are_providers,
+                            rendering_is_approximate)
 
 PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
 SIMULATION_SCHEMA = "ctxprof.provider-simulation/2"
@@ -510,7 +511,8 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             continue
         tokens = tok.prompt_tokens(step)
         n = int(tokens.size)
-        exact = counts_are_providers(step.prompt.level, tok.namespace(step), step.model)
+        exact = counts_are_providers(step.prompt.level, tok.namespace(step), step.model,
+                                     rendering_is_approximate(step))
         scale, prompt_units, unit = _provider_scale(n, step.usage.input_tokens, exact)
         own = step_cache_provider(step)
         if own is not None and own != provider:
