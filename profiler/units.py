@@ -21,6 +21,9 @@ per-step `provider_*` figures are the step's prefix / repeated / novel split in 
 - `"reported_input"`: no prompt content; the input is the reported count, all of it novel.
 - `"uncalibrated"`: a stand-in tokenizer and no reported input count: the figures stay in ctxprof's
   tokens (`unit="ctxprof"`) and the analysis warns.
+- `"unreliable_usage"`: the reported input count is implausible or too far from the prompt for any
+  tokenizer difference (usage sanity below): the split is not scaled to it; the input is the billed
+  count, none of it attributed as reusable.
 
 `unit` is `"provider"` for the first three and `"ctxprof"` for the last. `cache_gap_tokens`, the
 costs and the check metrics use the `provider_*` figures; a gap is therefore never negative because of
@@ -53,6 +56,7 @@ METHOD_EXACT = "exact"
 METHOD_SCALED = "scaled_to_reported_input"
 METHOD_REPORTED = "reported_input"
 METHOD_UNCALIBRATED = "uncalibrated"
+METHOD_UNRELIABLE = "unreliable_usage"
 METHOD_SCHEMA_1 = "unknown (analysis schema 1)"
 
 # Usage sanity thresholds (docs/metrics.md, "Usage sanity").
@@ -128,6 +132,8 @@ def calibrate_split(split: Split, reported_input_tokens: int | None, exact: bool
         if exact:
             return Calibration(UNIT_PROVIDER, METHOD_EXACT, 1.0, split)
         return Calibration(UNIT_CTXPROF, METHOD_UNCALIBRATED, None, split)
+    if exact and r == a:
+        return Calibration(UNIT_PROVIDER, METHOD_EXACT, 1.0, split)
     if a <= 0:
         return Calibration(UNIT_PROVIDER, METHOD_REPORTED, None, Split(r, 0, 0, r))
     if exact and not _far(r, a, *EXACT_RATIO_BOUNDS):
@@ -227,8 +233,13 @@ def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analy
 
 def calibrate_step(m: "StepMetrics", step: "Step | None" = None) -> "StepMetrics":
     exact = tokenizer_is_providers(m, step)
-    c = calibrate_split(Split(m.input_tokens, m.prefix_reused_tokens, m.repeated_tokens, m.novel_tokens),
-                        m.reported_input_tokens, exact)
+    flags = usage_flags(m, step, exact)
+    r = m.reported_input_tokens
+    if r is not None and {FLAG_IMPLAUSIBLE_COUNT, FLAG_INPUT_FAR_FROM_CONTENT} & set(flags):
+        c = Calibration(UNIT_PROVIDER, METHOD_UNRELIABLE, None, Split(r, 0, 0, r))
+    else:
+        c = calibrate_split(Split(m.input_tokens, m.prefix_reused_tokens, m.repeated_tokens,
+                                  m.novel_tokens), r, exact)
     gap = None if m.reported_cached_tokens is None else (
         c.split.prefix_reused_tokens - m.reported_cached_tokens)
     return replace(m, unit=c.unit, calibration_method=c.method, calibration_factor=c.factor,
@@ -236,7 +247,7 @@ def calibrate_step(m: "StepMetrics", step: "Step | None" = None) -> "StepMetrics
                    provider_prefix_reused_tokens=c.split.prefix_reused_tokens,
                    provider_repeated_tokens=c.split.repeated_tokens,
                    provider_novel_tokens=c.split.novel_tokens,
-                   cache_gap_tokens=gap, usage_flags=usage_flags(m, step, exact))
+                   cache_gap_tokens=gap, usage_flags=flags)
 
 
 def _example(m: "StepMetrics") -> str:
