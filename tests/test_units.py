@@ -22,7 +22,7 @@ from profiler.units import (FLAG_CACHED_EXCEEDS_INPUT, FLAG_IMPLAUSIBLE_COUNT, F
                             Split, calibrate_split)
 from profiler.usage import normalize_usage
 
-GEMINI_FIXTURE = (Path(__file__).parent / "data" / "mini_swe_agent"
+GEMINI_FIXTURE = (Path(__file__).parent / "data" / "gemini"
                   / "gemini-3-pro-django-16315-first-11-calls.traj.json")
 
 
