@@ -277,7 +277,9 @@ class Analysis:
         import pandas as pd
 
         cols = [f.name for f in fields(StepMetrics) if f.name != "sources"]
-        rows = [{c: getattr(s, c) for c in cols} | {"workflow": r.workflow}
+        # Flags as one ";"-separated string, so the CSV cell is readable.
+        rows = [{c: getattr(s, c) for c in cols} | {"usage_flags": ";".join(s.usage_flags),
+                                                    "workflow": r.workflow}
                 for r in self.runs for s in r.steps]
         return pd.DataFrame(rows, columns=[*cols, "workflow"])
 

@@ -179,8 +179,9 @@ def render_html(data: ReportData, stream: IO[str], *, cdn: bool = False) -> None
     _scenarios(data, w, figures)
     _matrix(data, w, figures)
     _chart_section(w, "cached", "Provider-reported cached tokens against the ideal",
-                   "The ideal is the reusable prefix (prefix_reused_tokens); the gap is reuse that was "
-                   "available and not taken. Diamonds: each provider's caching rules, simulated.",
+                   "The ideal is the reusable prefix in the provider's tokens (provider_prefix_reused_tokens); "
+                   "the gap is reuse that was available and not taken; a step whose reported cached "
+                   "tokens exceed it is a finding named in the warnings. Diamonds: each provider's caching rules, simulated.",
                    figures, note=_cached_note(data))
     _diagnosis(data, w)
     _steps_table(data, w)
