@@ -206,28 +206,12 @@ def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analy
     run_steps = [[s for s in run.steps if s.kind == "llm"] for t in trace_list for run in t.runs]
     if len(run_steps) != len(analysis.runs):
         run_steps = [[] for _ in analysis.runs]  # not the analysed traces: no content checks
-    scaled: dict[str, list[float]] = {}
-    uncalibrated: dict[str, int] = {}
-    flagged: list[tuple[StepMetrics, tuple[str, ...]]] = []
-    negative: list[StepMetrics] = []
     runs = []
     for run, steps in zip(analysis.runs, run_steps):
-        new_steps = []
-        for i, m in enumerate(run.steps):
-            step = steps[i] if i < len(steps) else None
-            new = calibrate_step(m, step)
-            if new.calibration_method == METHOD_SCALED and new.usage_reliable:
-                scaled.setdefault(new.model or "?", []).append(new.calibration_factor or 0.0)
-            elif new.calibration_method == METHOD_UNCALIBRATED:
-                uncalibrated[new.model or "?"] = uncalibrated.get(new.model or "?", 0) + 1
-            if new.usage_flags:
-                flagged.append((new, new.usage_flags))
-            elif new.cache_gap_tokens is not None and new.cache_gap_tokens < 0:
-                negative.append(new)
-            new_steps.append(new)
+        new_steps = [calibrate_step(m, steps[i] if i < len(steps) else None) for i, m in enumerate(run.steps)]
         runs.append(replace(run, steps=tuple(new_steps), totals=Totals.of(new_steps)))
     all_steps = [s for r in runs for s in r.steps]
-    warnings = list(analysis.warnings) + calibration_warnings(scaled, uncalibrated, flagged, negative)
+    warnings = list(analysis.warnings) + calibration_warnings(all_steps)
     return replace(analysis, runs=tuple(runs), totals=Totals.of(all_steps), warnings=tuple(warnings))
 
 
@@ -254,21 +238,31 @@ def _example(m: "StepMetrics") -> str:
     return f"{m.run_id}/{m.step_id}"
 
 
-def calibration_warnings(scaled: dict[str, list[float]], uncalibrated: dict[str, int],
-                         flagged: Sequence[tuple["StepMetrics", tuple[str, ...]]],
-                         negative: Sequence["StepMetrics"]) -> list[str]:
+def calibration_warnings(steps: Sequence["StepMetrics"]) -> list[str]:
+    """What calibration found over `steps`, as warnings: a function of the calibrated steps alone, so
+    analyses of parts merge into the warnings of the whole (`profiler.distributed.merge`)."""
+    scaled: dict[str, list[float]] = {}
+    uncalibrated: dict[str, int] = {}
+    flagged = [m for m in steps if m.usage_flags]
+    negative = [m for m in steps if not m.usage_flags and m.cache_gap_tokens is not None
+                and m.cache_gap_tokens < 0]
+    for m in steps:
+        if m.calibration_method == METHOD_SCALED and not m.usage_flags:
+            scaled.setdefault(m.model or "?", []).append(m.calibration_factor or 0.0)
+        elif m.calibration_method == METHOD_UNCALIBRATED:
+            uncalibrated[m.model or "?"] = uncalibrated.get(m.model or "?", 0) + 1
     out = []
     for model, factors in sorted(scaled.items()):
-        out.append(f"{model}: {len(factors)} step(s) counted with a stand-in tokenizer were scaled to "
-                   f"the provider-reported input (factor {min(factors):.2f}-{max(factors):.2f}); their "
-                   "gap, costs and check figures are in the provider's tokens")
+        out.append(f"{model}: {len(factors)} step(s) counted with a stand-in tokenizer or rendering were "
+                   f"scaled to the provider-reported input (factor {min(factors):.2f}-{max(factors):.2f}); "
+                   "their gap, costs and check figures are in the provider's tokens")
     for model, n in sorted(uncalibrated.items()):
         out.append(f"{model}: {n} step(s) report no input count, so their figures stay in ctxprof's "
                    "stand-in tokens (unit 'ctxprof'), not the provider's")
     if flagged:
-        shown = "; ".join(f"{_example(m)} ({', '.join(f)}: reported input {m.reported_input_tokens}, "
-                          f"cached {m.reported_cached_tokens}, output {m.reported_output_tokens}, "
-                          f"counted prompt {m.input_tokens})" for m, f in flagged[:5])
+        shown = "; ".join(f"{_example(m)} ({', '.join(m.usage_flags)}: reported input "
+                          f"{m.reported_input_tokens}, cached {m.reported_cached_tokens}, output "
+                          f"{m.reported_output_tokens}, counted prompt {m.input_tokens})" for m in flagged[:5])
         more = f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
         out.append(f"{len(flagged)} step(s) report usage that contradicts their content: {shown}{more}. "
                    "Their actual cost is what was billed; their ideal cost, redundant cost and cache gap "
