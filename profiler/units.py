@@ -216,7 +216,10 @@ def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analy
 
 
 def calibrate_step(m: "StepMetrics", step: "Step | None" = None) -> "StepMetrics":
-    exact = tokenizer_is_providers(m, step)
+    # A prompt whose rendering is ctxprof's own still counts as exact where the provider's count
+    # agrees with it to the token: the rendering matched.
+    exact = tokenizer_is_providers(m, step) or (
+        m.reported_input_tokens == m.input_tokens and tokenizer_is_providers(m))
     flags = usage_flags(m, step, exact)
     r = m.reported_input_tokens
     if r is not None and {FLAG_IMPLAUSIBLE_COUNT, FLAG_INPUT_FAR_FROM_CONTENT} & set(flags):
