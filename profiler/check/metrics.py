@@ -53,7 +53,7 @@ def _run_cost(field_name: str) -> Callable[["RunAnalysis"], float | None]:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("input_tokens_per_run", "tokens", "prompt tokens sent over the run",
+    Metric("input_tokens_per_run", "tokens", "prompt tokens sent over the run (provider's tokens where reported)",
            _provider_tokens("input_tokens")),
     Metric("output_tokens_per_run", "tokens", "output tokens generated over the run",
            lambda r: r.totals.output_tokens),
