@@ -210,6 +210,7 @@ class ReportData:
             "reported_cached_tokens": t.reported_cached_tokens,
             # The ideal prefix and the gap in the provider's tokens (`profiler.units`), beside `unit`.
             "ideal_prefix_tokens": t.provider_prefix_reused_tokens,
+            "provider_input_tokens": t.provider_input_tokens,
             "cache_gap_tokens": t.cache_gap_tokens,
             "unit": t.unit,
             "unreliable_steps": t.unreliable_steps,

@@ -229,7 +229,9 @@ def _headline(data: ReportData, w: Any) -> None:
     w("<section id=\"headline\"><h2>Summary</h2><div class=\"cards\">")
     w(_card("total tokens", _fmt.tokens(h["total_tokens"]),
             f"{_fmt.tokens(h['input_tokens'])} input + {_fmt.tokens(h['output_tokens'])} output, "
-            f"{h['runs']} run(s), {h['steps']} step(s)"))
+            f"{h['runs']} run(s), {h['steps']} step(s)"
+            + (f"; {_fmt.tokens(h['provider_input_tokens'])} input in the provider's tokens"
+               if h["unit"] != "ctxprof" and h["provider_input_tokens"] != h["input_tokens"] else "")))
     w(_card("redundant share of input", _fmt.pct(h["redundant_share"]),
             f"{_fmt.tokens(h['redundant_tokens'])} tokens: {_fmt.tokens(h['prefix_reused_tokens'])} "
             f"prefix, {_fmt.tokens(h['repeated_tokens'])} repeated"))

@@ -62,6 +62,8 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
             ["redundant share of input", f"{_fmt.pct(h['redundant_share'])} "
                                          f"({_fmt.tokens(h['prefix_reused_tokens'])} prefix + "
                                          f"{_fmt.tokens(h['repeated_tokens'])} repeated)"]]
+    if h["unit"] != "ctxprof" and h["provider_input_tokens"] != h["input_tokens"]:
+        rows.append([f"input in the provider's tokens ({h['unit']})", _fmt.tokens(h["provider_input_tokens"])])
     if h["reported_cached_tokens"] is not None:
         rows.append(["provider-reported cached", _fmt.tokens(h["reported_cached_tokens"])])
         rows.append([f"ideal prefix ({h['unit']} tokens)", _fmt.tokens(h["ideal_prefix_tokens"])])
