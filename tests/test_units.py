@@ -226,3 +226,20 @@ def test_analysis_round_trips_with_units():
     trace = import_sources("mini-swe-agent", [GEMINI_FIXTURE])
     a = analyze(trace)
     assert Analysis.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_the_report_states_units_what_ifs_and_the_finding(tmp_path):
+    from profiler.report.data import build_report_data
+    from profiler.report.markdown import markdown_lines
+
+    # GIVEN the real Gemini calls, reported with OpenAI, Anthropic and Gemini scenarios
+    trace = import_sources("mini-swe-agent", [GEMINI_FIXTURE])
+    data = build_report_data([trace], prices=prices(tmp_path, "google/gemini-3-pro-preview"))
+    text = "\n".join(markdown_lines(data))
+    # THEN the other providers' rules are what-ifs, Gemini's own is not, and the ideal is in provider tokens
+    assert "openai rules on another provider's model (what-if, simulated)" in text
+    assert "anthropic rules on another provider's model (what-if, simulated)" in text
+    assert "gemini caching rules (simulated)" in text
+    assert "| ideal prefix (provider tokens) | 53,066 |" in text
+    assert "finding: on 1 step(s)" in text
+    assert data.headline()["cache_gap_tokens"] == 8461
