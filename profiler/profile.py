@@ -183,10 +183,17 @@ class Profile:
             "prefix_reused_tokens": t.prefix_reused_tokens,
             "repeated_tokens": t.repeated_tokens,
             "reported_cached_tokens": t.reported_cached_tokens,
+            # The ideal prefix and the gap in the provider's tokens (`profiler.units`), beside `unit`.
+            "ideal_prefix_tokens": t.provider_prefix_reused_tokens,
+            "provider_input_tokens": t.provider_input_tokens,
+            "cache_gap_tokens": t.cache_gap_tokens,
+            "unit": t.unit,
+            "unreliable_steps": t.unreliable_steps,
             "cost_actual_usd": None if self.costs is None else self.costs.actual_usd,
             "cost_redundant_usd": None if self.costs is None else self.costs.redundant_usd,
             "ideal_saving_usd": None if self.costs is None else self.costs.ideal_saving_usd,
             "scenario_saving_usd": {s.provider: s.totals.saving_usd for s in self.simulations},
+            "scenario_what_if": {s.provider: s.totals.what_if_steps > 0 for s in self.simulations},
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,10 +18,11 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "profiler"
 
 KNOWN_CYCLES = {
-    # analysis.analyze(engine="ray") dispatches to the Ray engine, which runs analysis and cost.
+    # analysis.analyze(engine="ray") dispatches to the Ray engine, which runs analysis and cost; the
+    # provider-unit calibration (units) and the analysis use each other.
     frozenset({"profiler.analysis", "profiler.cost", "profiler.distributed",
                "profiler.distributed.global_scope", "profiler.distributed.merge",
-               "profiler.distributed.run_scope"}),
+               "profiler.distributed.run_scope", "profiler.units"}),
     # simulate_fleet(engine="ray") dispatches to Ray tasks, which run the fleet's replica simulator.
     frozenset({"profiler.cache_sim.fleet", "profiler.distributed.fleet"}),
     # The recorder installs the SDK patches and the GPU sampler, which look up the current run/step.

@@ -29,10 +29,16 @@ The rules (tables in `profiler.cache_sim.provider_rules`; sources in docs/costs-
 - deepseek: context caching on disk in 64-token units, no other minimum, `ttl_s` default 3,600 s
   (DeepSeek says unused entries are cleared "within a few hours to a few days").
 
-Each provider's rules are one strategy object (`ProviderCache`: `AutoPrefixProviderCache` for openai
-and deepseek, `GeminiProviderCache`, `AnthropicProviderCache`; `PROVIDER_CACHES` maps the names),
-built by `provider_cache(provider, ttl_s=..., **options)`, which checks the options; the replay loop
-in `simulate_provider` is the same for all of them.
+Units: every token figure is in the provider's own tokens where the trace reports an input count
+(`profiler.units`). For a model whose tokenizer ctxprof only stands in for (Claude, Gemini...), the
+cache matches prefixes of ctxprof's tokens at a fine grain (`FINE_GRAIN_TOKENS`), the match is scaled
+by the step's calibration factor (reported input / counted prompt), and the minimum and the chunk
+rounding are applied to that provider-unit figure; `input_tokens` is the reported count. Where no
+input count is reported the figures stay in ctxprof's tokens (`unit="ctxprof"`).
+
+What-if: a step whose own provider is not the simulated one (a Gemini rule on a Claude trace) is
+marked `what_if`; the simulation's `what_if_steps` counts them and a warning says the result is a
+hypothetical, not a saving the trace could have had with its own provider.
 
 Token sequences come from `profiler.tokens.StepTokenizer`, as in the analyzer. Prefixes are identified
 by the one hash scheme and prefix index of `profiler.prefix`, so each step costs O(its tokens) and the
@@ -55,8 +61,18 @@ from profiler.prefix import PrefixIndex, block_hashes, namespace_salt, prefix_ha
 from profiler.chat import render_content, render_tools
 from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, ordered_llm_steps
+from profiler.units import (STAND_IN_RATIO_BOUNDS, UNIT_CTXPROF, UNIT_PROVIDER, counts_are_providers,
+                            rendering_is_approximate)
 
-SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"
+PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
+SIMULATION_SCHEMA = "ctxprof.provider-simulation/2"
+# Grain of prefix matching in ctxprof's tokens where they stand in for the provider's: the match is
+# scaled to provider units before the provider's chunk is applied, so this only bounds the rounding.
+FINE_GRAIN_TOKENS = 16
+# Provider names a trace may carry, as the simulator's names.
+_PROVIDER_ALIASES = {"google": "gemini", "gemini": "gemini", "vertex_ai": "gemini", "vertex": "gemini",
+                     "openai": "openai", "azure": "openai", "anthropic": "anthropic",
+                     "deepseek": "deepseek"}
 
 ANTHROPIC_MAX_BREAKPOINTS = 4
 ANTHROPIC_LOOKBACK_BLOCKS = 20
@@ -91,6 +107,16 @@ def _auto_rule(provider: str, model: str | None = None) -> _AutoRule:
     return _AutoRule(granularity=row.chunk_tokens, min_tokens=row.min_tokens, ttl_s=row.ttl_s)
 
 
+_AUTO_RULES = {provider: _auto_rule(provider) for provider in ("openai", "gemini", "deepseek")}
+
+_OPTIONS = {
+    "openai": {"min_tokens", "chunk_tokens"},
+    "gemini": {"min_tokens", "chunk_tokens"},
+    "deepseek": {"min_tokens", "chunk_tokens"},
+    "anthropic": {"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"},
+}
+
+
 @dataclass(frozen=True)
 class ProviderStepResult:
     run_id: str
@@ -105,6 +131,13 @@ class ProviderStepResult:
     no_cache_cost_usd: float | None
     output_tokens: int = 0
     trace: str | None = None
+    # `input_tokens`, the predicted and reported figures are in `unit` ("provider" or "ctxprof");
+    # `ctxprof_input_tokens` is ctxprof's own count and `calibration_factor` the scale between them.
+    unit: str = "provider"
+    calibration_factor: float | None = None
+    ctxprof_input_tokens: int | None = None
+    # The step's own provider is not the simulated one: the prediction is a hypothetical.
+    what_if: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +156,8 @@ class ProviderTotals:
     cost_usd: float | None  # over the steps with a known price
     no_cache_cost_usd: float | None
     saving_usd: float | None  # no_cache_cost_usd - cost_usd
+    unit: str = "provider"  # "provider", "ctxprof" or "mixed"
+    what_if_steps: int = 0  # steps of another provider's model (see the module docstring)
 
     @classmethod
     def of(cls, steps: Sequence[ProviderStepResult]) -> "ProviderTotals":
@@ -132,6 +167,7 @@ class ProviderTotals:
         priced = [s for s in steps if s.cost_usd is not None and s.no_cache_cost_usd is not None]
         cost = sum(s.cost_usd for s in priced) if priced else None  # type: ignore[misc]
         no_cache = sum(s.no_cache_cost_usd for s in priced) if priced else None  # type: ignore[misc]
+        units = {s.unit for s in steps}
         return cls(
             steps=len(steps), input_tokens=inp, output_tokens=sum(s.output_tokens for s in steps),
             predicted_cached_tokens=cached,
@@ -140,6 +176,8 @@ class ProviderTotals:
             reported_cached_tokens=sum(reported) if reported else None, reported_steps=len(reported),
             cost_usd=cost, no_cache_cost_usd=no_cache,
             saving_usd=None if cost is None or no_cache is None else no_cache - cost,
+            unit=units.pop() if len(units) == 1 else ("mixed" if units else "provider"),
+            what_if_steps=sum(1 for s in steps if s.what_if),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +245,28 @@ def gemini_chunk_tokens(model: str | None) -> int:
     return rule_for("gemini", model).chunk_tokens
 
 
+def step_cache_provider(step: Step) -> str | None:
+    """The provider cache a step was really served by (a `PROVIDERS` name), where the trace says."""
+    from profiler.importers.common import guess_provider
+
+    named = _PROVIDER_ALIASES.get((step.provider or "").lower())
+    if named:
+        return named
+    guessed = guess_provider((step.model or "").rsplit("/", 1)[-1])
+    return _PROVIDER_ALIASES.get(guessed or "")
+
+
+def _provider_scale(n: int, reported_input: int | None, exact: bool) -> tuple[float, int | None, str]:
+    """(scale from sequence tokens to provider tokens, the prompt's provider-unit length where it
+    differs from `n`, the unit) for a prompt of `n` tokens (`profiler.units` calibration). A reported
+    count too far from the prompt for a tokenizer difference is not used (the analysis flags it)."""
+    if exact or not n:
+        return 1.0, None, UNIT_PROVIDER
+    if reported_input is None or not STAND_IN_RATIO_BOUNDS[0] <= reported_input / n <= STAND_IN_RATIO_BOUNDS[1]:
+        return 1.0, None, UNIT_CTXPROF
+    return reported_input / n, reported_input, UNIT_PROVIDER
+
+
 def _model_key(model: str | None) -> str:
     return (model or "").lower().rsplit("/", 1)[-1]
 
@@ -219,19 +279,29 @@ class _AutoPrefixCache:
     search; then the whole prompt is (re)stamped with the current time, O(tokens / granularity).
     """
 
-    def __init__(self, rule: _AutoRule) -> None:
+    def __init__(self, rule: _AutoRule, match_grain: int | None = None) -> None:
         self.rule = rule
+        # Grain of the prefix entries, in the sequence's tokens: the rule's chunk where the tokens are
+        # the provider's, finer where they are scaled to provider units before the chunk is applied.
+        self.grain = match_grain or rule.granularity
         self._last_use = PrefixIndex()  # prefix hash of each unit -> its last use time
 
-    def request(self, prefix_hashes: np.ndarray, now: float) -> int:
-        """Serve one prompt: return the cached tokens, then cache the prompt's own prefixes."""
-        g = self.rule.granularity
+    def request(self, prefix_hashes: np.ndarray, now: float, *, scale: float = 1.0,
+                prompt_units: int | None = None) -> int:
+        """Serve one prompt: return the cached tokens (in the units of `prompt_units`, the prompt's
+        length in provider tokens; `scale` converts a matched length into them), then cache the
+        prompt's own prefixes."""
+        g = self.grain
         n = int(prefix_hashes.size)
-        if n < self.rule.min_tokens:
+        if (n if prompt_units is None else prompt_units) < self.rule.min_tokens:
             return 0
         units = block_hashes(prefix_hashes, g)  # hash of the first (k+1)*g tokens
         ttl = self.rule.ttl_s
         cached = self._last_use.match(units, accept=lambda t: now - t <= ttl) * g
+        if g != self.rule.granularity or scale != 1.0:
+            chunk = self.rule.granularity
+            cached = min(int(cached * scale), prompt_units if prompt_units is not None else n)
+            cached = (cached // chunk) * chunk
         if cached < self.rule.min_tokens:
             cached = 0
         for h in units:
@@ -330,8 +400,10 @@ class _AnthropicCache:
         self._entries = PrefixIndex()
 
     def request(self, prefix_hashes: np.ndarray, marks: list[Breakpoint], boundaries: list[int],
-                min_tokens: int, now: float) -> tuple[int, list[tuple[int, float]]]:
-        """Return (tokens read, [(tokens written, ttl_s), ...]) and update the cache."""
+                min_tokens: int, now: float, scale: float = 1.0) -> tuple[int, list[tuple[int, float]]]:
+        """Return (tokens read, [(tokens written, ttl_s), ...]) and update the cache. Positions are in
+        the sequence's tokens; the minimum and the returned counts are in provider tokens (`scale`
+        per sequence token)."""
         n = int(prefix_hashes.size)
         candidates: set[int] = set()
         bounds = np.asarray(boundaries, dtype=np.int64)
@@ -350,7 +422,7 @@ class _AnthropicCache:
         writes: list[tuple[int, float]] = []
         written_upto = read
         for m in marks:
-            if m.position > n or m.position < min_tokens:
+            if m.position > n or m.position * scale < min_tokens:
                 continue
             h = int(prefix_hashes[m.position - 1])
             if m.position <= read:
@@ -358,10 +430,10 @@ class _AnthropicCache:
                 if entry is not None and now - entry[0] <= entry[1]:
                     self._entries.set(h, (now, entry[1]))
                 continue
-            writes.append((m.position - written_upto, m.ttl_s))
+            writes.append((round((m.position - written_upto) * scale), m.ttl_s))
             written_upto = m.position
             self._entries.set(h, (now, m.ttl_s))
-        return read, writes
+        return round(read * scale), writes
 
 
 def _output_tokens(step: Step, tok: StepTokenizer) -> int:
@@ -394,154 +466,54 @@ def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: l
     return total / 1_000_000.0
 
 
-class ProviderCache:
-    """One provider's prompt-cache rules, and the cache state they keep over one simulation: the
-    strategy `simulate_provider` replays steps against. `request` serves one prompt and returns the
-    tokens read from the cache and the (tokens written, ttl_s) of each write; `effective` are the
-    rules in force (written into the result's options); `warnings()` what the rules refused."""
-
-    option_names: frozenset[str] = frozenset()
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.effective: dict[str, Any] = {}
-
-    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer,
-                now: float) -> tuple[int, list[tuple[int, float]]]:
-        raise NotImplementedError
-
-    def warnings(self) -> list[str]:
-        return []
-
-
-class AutoPrefixProviderCache(ProviderCache):
-    """Automatic prefix caching (openai, deepseek): one rule (`provider_rules`) for every model, or
-    the `min_tokens` / `chunk_tokens` / `ttl_s` given."""
-
-    option_names = frozenset({"min_tokens", "chunk_tokens"})
-
-    def __init__(self, name: str, *, ttl_s: float | None = None, min_tokens: int | None = None,
-                 chunk_tokens: int | None = None) -> None:
-        super().__init__(name)
-        base = _auto_rule(name)
-        self.min_override = min_tokens
-        self.chunk_override = chunk_tokens
-        self.rule = _AutoRule(granularity=base.granularity if chunk_tokens is None else chunk_tokens,
-                              min_tokens=base.min_tokens if min_tokens is None else min_tokens,
-                              ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
-        self._caches: dict[str, _AutoPrefixCache] = {}
-        self.effective = {"ttl_s": self.rule.ttl_s, "granularity_tokens": self.rule.granularity,
-                          "min_tokens": self.rule.min_tokens}
-
-    def model_rule(self, model: str | None) -> _AutoRule:
-        return self.rule
-
-    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer,
-                now: float) -> tuple[int, list[tuple[int, float]]]:
-        cache = self._caches.get(model_key)
-        if cache is None:
-            cache = self._caches[model_key] = _AutoPrefixCache(self.model_rule(step.model))
-        return cache.request(hashes, now), []
-
-
-class GeminiProviderCache(AutoPrefixProviderCache):
-    """Gemini implicit caching: as the automatic prefix caches, with the minimum and chunk of each
-    model (`GEMINI_MIN_TOKENS`, `gemini_chunk_tokens`) unless given."""
-
-    def __init__(self, name: str, **options: Any) -> None:
-        super().__init__(name, **options)
-        self.effective["min_tokens"] = self.min_override  # None: the per-model table applies
-
-    def model_rule(self, model: str | None) -> _AutoRule:
-        rule = self.rule
-        if self.min_override is None:
-            rule = replace(rule, min_tokens=gemini_min_tokens(model))
-        if self.chunk_override is None:
-            rule = replace(rule, granularity=gemini_chunk_tokens(model))
-        return rule
-
-
-class AnthropicProviderCache(ProviderCache):
-    """Explicit `cache_control` breakpoints (see the module docstring); a step with more marks than
-    the API accepts is served uncached and reported."""
-
-    option_names = frozenset({"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"})
-
-    def __init__(self, name: str, *, ttl_s: float | None = None, min_tokens: int | None = None,
-                 auto_breakpoints: bool = False, max_breakpoints: int = ANTHROPIC_MAX_BREAKPOINTS,
-                 lookback_blocks: int = ANTHROPIC_LOOKBACK_BLOCKS) -> None:
-        super().__init__(name)
-        self.default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
-        self.auto = bool(auto_breakpoints)
-        self.max_marks = int(max_breakpoints)
-        self.lookback = int(lookback_blocks)
-        self.min_override = min_tokens
-        self._caches: dict[str, _AnthropicCache] = {}
-        self._refused: list[str] = []
-        self.effective = {"ttl_s": self.default_ttl, "auto_breakpoints": self.auto,
-                          "max_breakpoints": self.max_marks, "lookback_blocks": self.lookback,
-                          "min_tokens": min_tokens}
-
-    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer,
-                now: float) -> tuple[int, list[tuple[int, float]]]:
-        min_tokens = self.min_override if self.min_override is not None else anthropic_min_tokens(step.model)
-        marks, boundaries = anthropic_breakpoints(step, tok, default_ttl_s=self.default_ttl, auto=self.auto)
-        if len(marks) > self.max_marks:
-            self._refused.append(f"{step.run_id}/{step.step_id} ({len(marks)} marks)")
-            return 0, []
-        cache = self._caches.setdefault(model_key, _AnthropicCache(self.lookback))
-        return cache.request(hashes, marks, boundaries, min_tokens, now)
-
-    def warnings(self) -> list[str]:
-        if not self._refused:
-            return []
-        return [f"{len(self._refused)} step(s) have more than {self.max_marks} cache_control marks, "
-                f"which the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. "
-                f"{self._refused[0]})"]
-
-
-# One strategy per provider cache.
-PROVIDER_CACHES: dict[str, type[ProviderCache]] = {
-    "openai": AutoPrefixProviderCache,
-    "anthropic": AnthropicProviderCache,
-    "gemini": GeminiProviderCache,
-    "deepseek": AutoPrefixProviderCache,
-}
-PROVIDERS = tuple(PROVIDER_CACHES)
-
-
-def provider_cache(provider: str, *, ttl_s: float | None = None, **options: Any) -> ProviderCache:
-    """The cache strategy of `provider` with `options` checked (a `ConfigError` names what is wrong)."""
-    provider = provider.lower()
-    if provider not in PROVIDER_CACHES:
-        raise ConfigError(f"unknown provider cache {provider!r}; use one of {', '.join(PROVIDERS)}")
-    cls = PROVIDER_CACHES[provider]
-    unknown = set(options) - cls.option_names
-    if unknown:
-        raise ConfigError(f"option(s) {', '.join(sorted(unknown))} do not apply to the {provider} "
-                          f"cache; it takes {', '.join(sorted(cls.option_names))}")
-    if ttl_s is not None and (not math.isfinite(ttl_s) or ttl_s <= 0):
-        raise ConfigError(f"--ttl must be a positive number of seconds, got {ttl_s}")
-    for name in ("min_tokens", "chunk_tokens"):
-        value = options.get(name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return cls(provider, ttl_s=ttl_s, **options)
-
-
 def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices: PriceTable | None = None,
                       tokenizer: StepTokenizer | None = None, ttl_s: float | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       **options: Any) -> ProviderSimulation:
     """Replay `traces` against one provider's prompt cache (rules in the module docstring)."""
-    cache = provider_cache(provider, ttl_s=ttl_s, **options)
-    provider = cache.name
+    provider = provider.lower()
+    if provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider cache {provider!r}; use one of {', '.join(PROVIDERS)}")
+    unknown = set(options) - _OPTIONS[provider]
+    if unknown:
+        raise ConfigError(f"option(s) {', '.join(sorted(unknown))} do not apply to the {provider} "
+                          f"cache; it takes {', '.join(sorted(_OPTIONS[provider]))}")
+    if ttl_s is not None and (not math.isfinite(ttl_s) or ttl_s <= 0):
+        raise ConfigError(f"--ttl must be a positive number of seconds, got {ttl_s}")
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
     table = prices if prices is not None else PriceTable.default()
+    min_override = options.get("min_tokens")
+    if min_override is not None and (not isinstance(min_override, int) or min_override < 1):
+        raise ConfigError(f"min_tokens must be a positive integer, got {min_override!r}")
+    chunk_override = options.get("chunk_tokens")
+    if chunk_override is not None and (not isinstance(chunk_override, int) or chunk_override < 1):
+        raise ConfigError(f"chunk_tokens must be a positive integer, got {chunk_override!r}")
+
+    if provider == "anthropic":
+        default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
+        auto = bool(options.get("auto_breakpoints", False))
+        max_marks = int(options.get("max_breakpoints", ANTHROPIC_MAX_BREAKPOINTS))
+        lookback = int(options.get("lookback_blocks", ANTHROPIC_LOOKBACK_BLOCKS))
+        anthropic_caches: dict[str, _AnthropicCache] = {}
+        effective: dict[str, Any] = {"ttl_s": default_ttl, "auto_breakpoints": auto,
+                                     "max_breakpoints": max_marks, "lookback_blocks": lookback,
+                                     "min_tokens": min_override}
+    else:
+        base = _AUTO_RULES[provider]
+        rule = _AutoRule(granularity=base.granularity if chunk_override is None else chunk_override,
+                         min_tokens=base.min_tokens if min_override is None else min_override,
+                         ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
+        auto_caches: dict[str, _AutoPrefixCache] = {}
+        # min_tokens None: the per-model table applies (Gemini).
+        effective = {"ttl_s": rule.ttl_s, "granularity_tokens": rule.granularity,
+                     "min_tokens": min_override if min_override is not None or provider == "gemini"
+                     else rule.min_tokens}
 
     results: list[ProviderStepResult] = []
+    what_if: list[str] = []
     no_content: list[str] = []
+    refused: list[str] = []
     unpriced: dict[str, int] = {}
     last_time = 0.0
     for ti, step in ordered_llm_steps(trace_list):
@@ -555,10 +527,37 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             continue
         tokens = tok.prompt_tokens(step)
         n = int(tokens.size)
+        exact = counts_are_providers(step.prompt.level, tok.namespace(step), step.model,
+                                     rendering_is_approximate(step))
+        scale, prompt_units, unit = _provider_scale(n, step.usage.input_tokens, exact)
+        own = step_cache_provider(step)
+        if own is not None and own != provider:
+            what_if.append(f"{step.run_id}/{step.step_id} ({step.model or own})")
         model_key = _model_key(step.model)
         hashes = prefix_hashes(tokens, namespace_salt(f"{provider}/{model_key}/{tok.namespace(step)}"))
-        read, writes = cache.request(step, hashes, model_key, tok, now)
+        writes: list[tuple[int, float]] = []
+        if provider == "anthropic":
+            min_tokens = min_override if min_override is not None else anthropic_min_tokens(step.model)
+            marks, boundaries = anthropic_breakpoints(step, tok, default_ttl_s=default_ttl, auto=auto)
+            if len(marks) > max_marks:
+                refused.append(f"{step.run_id}/{step.step_id} ({len(marks)} marks)")
+                read = 0
+            else:
+                cache = anthropic_caches.setdefault(model_key, _AnthropicCache(lookback))
+                read, writes = cache.request(hashes, marks, boundaries, min_tokens, now, scale)
+        else:
+            cache_auto = auto_caches.get(model_key)
+            if cache_auto is None:
+                step_rule = rule
+                if provider == "gemini" and min_override is None:
+                    step_rule = replace(rule, min_tokens=gemini_min_tokens(step.model))
+                if provider == "gemini" and chunk_override is None:
+                    step_rule = replace(step_rule, granularity=gemini_chunk_tokens(step.model))
+                cache_auto = auto_caches[model_key] = _AutoPrefixCache(
+                    step_rule, None if exact else min(FINE_GRAIN_TOKENS, step_rule.granularity))
+            read = cache_auto.request(hashes, now, scale=scale, prompt_units=prompt_units)
         written = sum(w for w, _ in writes)
+        n_ctxprof, n = n, prompt_units if prompt_units is not None else n
         price = table.lookup(step.model, step.provider, input_tokens=n, at_unix_s=step.start_unix_s)
         if price is None and step.model and not table.is_empty:
             unpriced[step.model] = unpriced.get(step.model, 0) + 1
@@ -569,22 +568,35 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             run_id=step.run_id, step_id=step.step_id, model=step.model, start_unix_s=step.start_unix_s,
             input_tokens=n, predicted_cached_tokens=read, predicted_cache_write_tokens=written,
             reported_cached_tokens=reported, cost_usd=cost, no_cache_cost_usd=no_cache,
-            output_tokens=output, trace=trace_list[ti].path))
+            output_tokens=output, trace=trace_list[ti].path, unit=unit,
+            calibration_factor=scale if unit == "provider" else None, ctxprof_input_tokens=n_ctxprof,
+            what_if=bool(what_if) and what_if[-1].startswith(f"{step.run_id}/{step.step_id} ")))
         if progress is not None:
-            progress(1, n)
+            progress(1, n_ctxprof)
 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
     if no_content:
         warnings.append(f"{len(no_content)} step(s) carry no prompt text or token ids (e.g. "
                         f"{no_content[0]}) and were left out; content-free traces can be simulated "
                         "with --cache engine")
-    warnings += cache.warnings()
+    if what_if:
+        warnings.append(f"what-if: {len(what_if)} step(s) are of another provider's model (e.g. "
+                        f"{what_if[0]}); the {provider} rules applied to them are a hypothetical, not a "
+                        "saving their own provider would have given")
+    uncalibrated = sum(1 for r in results if r.unit != "provider")
+    if uncalibrated:
+        warnings.append(f"{uncalibrated} step(s) have no usable reported input count for a model "
+                        "ctxprof only approximates: their figures are in ctxprof's tokens, not the "
+                        "provider's")
+    if refused:
+        warnings.append(f"{len(refused)} step(s) have more than {max_marks} cache_control marks, which "
+                        f"the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. {refused[0]})")
     for model, count in sorted(unpriced.items()):
         warnings.append(f"no price for model {model!r} ({count} step(s)): their cost is left empty; "
                         "give its prices in a --price-file")
     if tok.approximate_models:
         warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
                         + ": token counts are approximate")
-    return ProviderSimulation(provider=provider, options=cache.effective, steps=tuple(results),
+    return ProviderSimulation(provider=provider, options=effective, steps=tuple(results),
                               totals=ProviderTotals.of(results), warnings=tuple(warnings),
                               traces=tuple(t.path or "" for t in trace_list))

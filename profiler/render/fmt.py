@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from profiler.cache_sim.providers import ProviderSimulation
+
 
 def tokens(v: int | None) -> str:
     return "-" if v is None else f"{v:,}"
@@ -27,3 +32,15 @@ def shorten(text: str | None, limit: int) -> str:
 
     flat = visible(text.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", " "))
     return excerpt(flat, limit)
+
+
+def scenario_label(sim: "ProviderSimulation") -> str:
+    """A simulated provider's row name in every report: a rule applied to another provider's model
+    says so."""
+    what_if = sim.totals.what_if_steps
+    if what_if and what_if >= len(sim.steps):
+        return f"{sim.provider} rules on another provider's model (what-if, simulated)"
+    if what_if:
+        return (f"{sim.provider} caching rules (simulated; what-if for {what_if} step(s) "
+                "of another provider)")
+    return f"{sim.provider} caching rules (simulated)"
