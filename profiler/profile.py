@@ -125,7 +125,7 @@ class Profile:
     engine: "EngineSimulation | None" = None
     diagnosis: "Diagnosis | None" = None
     matrix: ReuseMatrix | None = None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # the analysis's (simulations and diagnosis carry their own)
     unavailable: Mapping[str, str] = field(default_factory=dict)
     title: str = "ctxprof report"
 
@@ -329,12 +329,8 @@ def profile(traces: Trace | Iterable[Trace], options: ProfileOptions | None = No
                                               progress=progress),
                              SECTION_DIAGNOSIS, unavailable)
 
+    # The profile's own warnings are the analysis's; each simulation and the diagnosis keeps its own.
     warnings = list(analysis.warnings)
-    for sim in simulations:
-        warnings += [w for w in sim.warnings if w not in warnings]
-    for extra in (engine, diagnosis):
-        if extra is not None:
-            warnings += [w for w in extra.warnings if w not in warnings]
     return Profile(options=options, analysis=analysis, costs=costs, simulations=tuple(simulations),
                    engine=engine, diagnosis=diagnosis, matrix=reuse_matrix(analysis),
                    warnings=tuple(warnings), unavailable=unavailable, title=title)

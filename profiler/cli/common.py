@@ -79,10 +79,12 @@ def _load_one(path: Path) -> Trace:
 
 
 def build_profile(paths: list[Path], options: ProfileOptions, *, title: str = "ctxprof report",
-                  label: str = "profile") -> "Profile":
+                  label: str = "profile", warn_sections: tuple[str, ...] = ()) -> "Profile":
     """The one way every command builds its result: `profiler.profile.profile` over `paths` as
-    `options` say, with a progress line; the warnings go to stderr. With `--engine ray` the analysis
-    runs on Ray; traces are read here only when a simulation or the diagnosis needs their steps."""
+    `options` say, with a progress line; the profile's warnings go to stderr, and those of the
+    sections named in `warn_sections` ("simulations", "engine", "diagnosis": what the command shows).
+    With `--engine ray` the analysis runs on Ray; traces are read here only when a simulation or the
+    diagnosis needs their steps."""
     from profiler.cli.app import err_console
     from profiler.profile import profile
 
@@ -102,7 +104,13 @@ def build_profile(paths: list[Path], options: ProfileOptions, *, title: str = "c
     with progress_bar(label, llm_step_count(loaded) * passes) as bar:
         result = profile(loaded, options, title=title, analysis=analysis, priced=analysis is not None,
                          progress=bar)
-    for w in result.warnings:
+    shown = list(result.warnings)
+    extra = {"simulations": [w for s in result.simulations for w in s.warnings],
+             "engine": list(result.engine.warnings) if result.engine is not None else [],
+             "diagnosis": list(result.diagnosis.warnings) if result.diagnosis is not None else []}
+    for section in warn_sections:
+        shown += [w for w in extra[section] if w not in shown]
+    for w in shown:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     return result
 

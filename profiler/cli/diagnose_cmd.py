@@ -44,7 +44,7 @@ def diagnose_command(
     Repeated breaks (the same timestamp in every step) are grouped into one finding.
     """
     options = profile_options(min_repeat=min_repeat, providers=(), min_tokens_lost=min_tokens)
-    result = build_profile(traces, options, label="diagnose")
+    result = build_profile(traces, options, label="diagnose", warn_sections=("diagnosis",))
     if result.diagnosis is None:  # a diagnosis that failed on this input
         raise ProfilerError(result.unavailable.get("diagnosis", "diagnosis not available"))
     with output_stream(output) as stream:

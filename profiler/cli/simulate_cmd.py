@@ -149,8 +149,8 @@ def simulate_command(
                  "ttl_s": None if ttl is None else parse_duration(ttl)}
     options = profile_options(block_size=block_size, pricing=pricing, price_file=price_file,
                               diagnose=False, **extra)
-    result = build_profile(traces, options, label=f"simulate {cache.value}")
     section = "engine" if cache is Cache.engine else "simulations"
+    result = build_profile(traces, options, label=f"simulate {cache.value}", warn_sections=(section,))
     if section in result.unavailable:  # the simulation failed on this input
         raise ConfigError(result.unavailable[section].removeprefix("not available: "))
     with output_stream(output) as stream:
