@@ -135,13 +135,31 @@ def _nesting_error(path: Path | None, line: int | None) -> TraceFormatError:
                             hint="ctxprof reads traces nested at most that deep; flatten the attribute")
 
 
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests arrays and objects deeper than `MAX_NESTING_DEPTH`: a walk of containers
+    only (no field paths), since real traces' lines hold more brackets than that in all and a walk
+    naming every value cost as much as parsing the line."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_NESTING_DEPTH:
+            return True
+        for v in (node.values() if isinstance(node, dict) else node):
+            if isinstance(v, (dict, list)):
+                push((v, depth + 1))
+    return False
+
+
 def check_json_value(value: Any, raw: str, *, path: Path | None, line: int | None) -> None:
     """Refuse what json.loads accepts but ctxprof cannot handle: nesting deeper than
     `MAX_NESTING_DEPTH` and lone UTF-16 surrogates (`"\\ud800"`, not Unicode text). The walk runs only
     when the raw text could hold either."""
     deep = raw.count("[") + raw.count("{") > MAX_NESTING_DEPTH
     surrogate = _SURROGATE_ESCAPE.search(raw) is not None
-    if not deep and not surrogate:
+    if not surrogate:
+        if deep and isinstance(value, (dict, list)) and _too_deep(value):
+            raise _nesting_error(path, line)
         return
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
