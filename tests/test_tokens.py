@@ -38,6 +38,32 @@ def test_bpe_openai_fallback_verifies_the_hash(tmp_path, monkeypatch):
     assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == tokens._TIKTOKEN_FILES["cl100k_base"][1]
 
 
+def test_parsed_ranks_are_cached_verified_and_a_damaged_cache_is_rewritten(tmp_path, monkeypatch):
+    # GIVEN an empty ctxprof cache
+    from profiler import tokens
+
+    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))
+    monkeypatch.setattr(tokens, "_encodings", {})
+    # WHEN the encoding is loaded twice (the second time from the parsed cache)
+    first = tokens.get_encoding("cl100k_base")
+    parsed = tokens._parsed_path("cl100k_base")
+    assert parsed.exists()
+    monkeypatch.setattr(tokens, "_encodings", {})
+    second = tokens.get_encoding("cl100k_base")
+    # THEN both encode alike
+    text = "redundant context <|endoftext|> ünïcode"
+    assert second.encode(text, allowed_special="all") == first.encode(text, allowed_special="all")
+    assert second.n_vocab == first.n_vocab
+    # AND a damaged cache file is ignored (its hash fails) and rewritten
+    blob = parsed.read_bytes()
+    parsed.write_bytes(blob[:64] + blob[64:-10] + b"0123456789")
+    monkeypatch.setattr(tokens, "_encodings", {})
+    assert tokens._load_parsed("cl100k_base") is None
+    assert tokens.get_encoding("cl100k_base").encode(text, allowed_special="all") == first.encode(
+        text, allowed_special="all")
+    assert parsed.read_bytes() == blob
+
+
 def test_a_corrupt_bpe_file_is_refused(tmp_path, monkeypatch):
     from profiler import tokens
 
