@@ -78,12 +78,9 @@ class _Block:
         self.conts: dict[bytes, int] = {}
         self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
 
-    def add(self, cont: np.ndarray, hashes: np.ndarray, ordinal: int) -> None:
-        """`cont`: the mixed tokens after the prefix (<= _G); `hashes`: their prefix hashes."""
-        if not cont.size:
-            return
-        key = cont.tobytes()
-        if key in self.conts:
+    def add(self, key: bytes, hashes: np.ndarray, ordinal: int) -> None:
+        """`key`: the mixed tokens after the prefix (<= _G) as bytes; `hashes`: their prefix hashes."""
+        if not key or key in self.conts:
             return
         self.conts[key] = ordinal
         if self.fine is not None:
@@ -213,13 +210,21 @@ class ReuseIndex:
         n = int(h.mixed.size)
         if self._root is None:
             self._root = _Block(ordinal, 0)
-        for m in range(reused_prefix // _G, n // _G + 1):
-            node = self._block(m, h)
-            if node is None:
-                node = _Block(ordinal, int(h.prefix[m * _G - 1]))
-                self._prefixes.insert([int(h.prefix[m * _G - 1])], node)
-            end = min(n, m * _G + _G)
-            node.add(h.mixed[m * _G: end], h.prefix[m * _G: end], ordinal)
+        # One conversion per sequence (block-end keys as ints, tokens as bytes), not per block.
+        entries, prefix = self._prefixes.entries(), h.prefix
+        raw = h.mixed.tobytes()
+        first = reused_prefix // _G
+        ends = prefix[max(first, 1) * _G - 1::_G].tolist()
+        for m in range(first, n // _G + 1):
+            if m == 0:
+                node = self._root
+            else:
+                key = ends[m - max(first, 1)]
+                node = entries.get(key)
+                if node is None:
+                    node = entries[key] = _Block(ordinal, key)
+            start, end = m * _G, min(n, m * _G + _G)
+            node.add(raw[start * 8: end * 8], prefix[start:end], ordinal)
 
     @property
     def size(self) -> int:
