@@ -31,6 +31,8 @@ from profiler.trace.io import load_traces  # noqa: E402
 # name -> (module, attribute); attribute None: the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "analyze": ("profiler.analysis", "analyze"),
+    "analyze_each_run": ("profiler.analysis", "analyze_each_run"),
+    "iter_run_traces": ("profiler.trace.io", "iter_run_traces"),
     "import_sources": ("profiler.importers.registry", "import_sources"),
     "apply_prices": ("profiler.cost", "apply_prices"),
     "PriceTable": ("profiler.pricing", "PriceTable"),
@@ -54,8 +56,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing",
            "ProfileOptions", "ProfilerError", "Run", "Step", "Trace", "TraceFormatError",
-           "__version__", "analyze", "apply_prices", "build_report_data", "check", "cuda_timer",
-           "diagnose", "figures", "import_sources", "load_trace", "load_traces", "make_baseline",
+           "__version__", "analyze", "analyze_each_run", "apply_prices", "build_report_data", "check", "cuda_timer",
+           "diagnose", "figures", "import_sources", "iter_run_traces", "load_trace", "load_traces", "make_baseline",
            "parse_capacity", "record", "replay", "report", "simulate_engine", "simulate_provider",
            "step", "timed_generate"]
 
