@@ -75,26 +75,39 @@ class _Block:
     def __init__(self, source: int, base: int) -> None:
         self.source = source  # ordinal of the step that first reached this prefix
         self.base = base  # the prefix's own hash (0 for the empty prefix)
-        self.conts: dict[bytes, int] = {}
+        # Most blocks are followed by one continuation only: it is kept as a (bytes, step) pair, and a
+        # dict is made for the second (a dict of one entry cost ~180 bytes per distinct block).
+        self.conts: tuple[bytes, int] | dict[bytes, int] | None = None
         self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
 
     def add(self, key: bytes, hashes: np.ndarray, ordinal: int) -> None:
         """`key`: the mixed tokens after the prefix (<= _G) as bytes; `hashes`: their prefix hashes."""
-        if not key or key in self.conts:
+        conts = self.conts
+        if not key:
             return
-        self.conts[key] = ordinal
+        if conts is None:
+            self.conts = (key, ordinal)
+            return
+        if type(conts) is tuple:
+            if conts[0] == key:
+                return
+            conts = self.conts = {conts[0]: conts[1]}
+        elif key in conts:
+            return
+        conts[key] = ordinal
         if self.fine is not None:
             _consume(map(self.fine.setdefault, hashes.tolist(), repeat(ordinal)))
-        elif len(self.conts) > _FINE_AFTER:
+        elif len(conts) > _FINE_AFTER:
             self.fine = {}
             # Earlier continuations' hashes are recomputed from their tokens (only when switching).
-            for c, source in self.conts.items():
+            for c, source in conts.items():
                 hashes_c = rolling_extend(self.base, np.frombuffer(c, dtype=_U64))
                 _consume(map(self.fine.setdefault, hashes_c, repeat(source)))
 
     def extend(self, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
         """Longest common prefix of `block` (mixed tokens) with any continuation, and its source."""
-        if not block.size or not self.conts:
+        conts = self.conts
+        if not block.size or conts is None:
             return 0, None
         if self.fine is not None:
             fine = self.fine
@@ -107,8 +120,11 @@ class _Block:
                     hi = mid - 1
             return lo, (fine[int(hashes[lo - 1])] if lo else None)
         raw = block.tobytes()
+        if type(conts) is tuple:
+            n = _common_tokens(raw, conts[0])
+            return (n, conts[1]) if n else (0, None)
         best, source = 0, None
-        for cont, src in self.conts.items():
+        for cont, src in conts.items():
             n = _common_tokens(raw, cont)
             if n > best:
                 best, source = n, src
