@@ -385,6 +385,14 @@ def _analyze_ordered(trace_list: list[Trace], ordered: list[tuple[int, Step]],
             del scopes[scope_key]
         if progress is not None:
             progress(1, results[(ti, step.run_id, step.step_id)].input_tokens)
+    return _finish(trace_list, ordered, results, options, warnings, no_content, tok)
+
+
+def _finish(trace_list: list[Trace], ordered: list[tuple[int, Step]],
+            results: dict[tuple[int, str, str], StepMetrics], options: AnalysisOptions,
+            warnings: list[str], no_content: list[str], tok: StepTokenizer) -> Analysis:
+    """The `Analysis` of finished step metrics (keyed by trace index, run and step id): runs in
+    trace order, warnings after the traces' own. Shared with the Ray global scope."""
     if no_content:
         warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
                         "their input tokens come from reported usage and count as novel")
@@ -437,8 +445,7 @@ def _analyze_step(step: Step, ordinal: int, state: _Scope, tok: StepTokenizer,
         match = state.tokens.match(int(prompt.size), hashes)
         state.tokens.insert(hashes, ordinal, match)
         input_tokens = int(prompt.size)
-        output_tokens = int(output.size) if output.size or step.output.num_tokens is None else (
-            step.output.num_tokens)
+        output_tokens = token_output_count(step, output)
         prefix = match.prefix
         repeated = int(match.covered.sum())
         sources = _sources(match.prefix_source, prefix, match.sources, match.covered, ordinal_ids)
@@ -460,6 +467,20 @@ def _analyze_step(step: Step, ordinal: int, state: _Scope, tok: StepTokenizer,
         input_tokens = reported_input or 0
         output_tokens = step.output.num_tokens or step.usage.output_tokens or 0
         prefix = repeated = 0
+    return step_metrics(step, options, level=level, namespace=namespace, input_tokens=input_tokens,
+                        output_tokens=output_tokens, prefix=prefix, repeated=repeated, sources=sources)
+
+
+def token_output_count(step: Step, output: np.ndarray) -> int:
+    """Output tokens of a token-level step: its tokens, else the recorded count."""
+    return int(output.size) if output.size or step.output.num_tokens is None else step.output.num_tokens
+
+
+def step_metrics(step: Step, options: AnalysisOptions, *, level: str, namespace: str | None,
+                 input_tokens: int, output_tokens: int, prefix: int, repeated: int,
+                 sources: tuple[ReuseSource, ...]) -> StepMetrics:
+    """A step's metrics from its reuse figures (one home for the derived fields)."""
+    reported_input, reported_cached, reported_write = _reported(step)
     block = (prefix // options.block_size) * options.block_size
     return StepMetrics(
         run_id=step.run_id, step_id=step.step_id, name=step.name, index=0, model=step.model,

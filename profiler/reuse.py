@@ -39,7 +39,8 @@ from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt, roll
 
 _U64 = np.uint64
 
-__all__ = ["BlockMatch", "BlockReuseIndex", "Match", "ReuseIndex", "SequenceHashes", "namespace_salt"]
+__all__ = ["BlockMatch", "BlockReuseIndex", "Match", "ReuseIndex", "SequenceHashes", "cover_windows",
+           "namespace_salt"]
 
 _Powers = Powers  # the name the analyzer and diagnosis pass around
 
@@ -146,6 +147,27 @@ def _common_tokens(a: bytes, b: bytes) -> int:
     return lo
 
 
+def cover_windows(prompt_len: int, prefix: int, k: int, first: int, starts_src: np.ndarray,
+                  sources: np.ndarray) -> np.ndarray:
+    """The repeated-span rule, given the source of each `k`-token window starting at `first`,
+    `first + 1`, ... (-1: no earlier step had it): position p is covered when a window holding it
+    was seen before and p lies past the reused `prefix`; `sources[p]` (updated in place) is the
+    source of the latest such window. The one home of this rule (the Ray global scope uses it too)."""
+    covered = np.zeros(prompt_len, dtype=bool)
+    hit = np.flatnonzero(starts_src >= 0)
+    if hit.size:
+        # For each position, the latest hit window starting at or before it.
+        marks = np.full(prompt_len, -1, dtype=np.int64)
+        marks[hit + first] = hit + first
+        latest = np.maximum.accumulate(marks)
+        pos = np.arange(prompt_len)
+        covered = (latest >= 0) & (latest + k > pos)
+        covered[:prefix] = False
+        idx = np.flatnonzero(covered)
+        sources[idx] = starts_src[latest[idx] - first]
+    return covered
+
+
 class ReuseIndex:
     """Earlier sequences of one scope, indexed for prefix and repeated-window lookups."""
 
@@ -178,17 +200,7 @@ class ReuseIndex:
             windows = self._windows
             keys = h.window[first: last + 1].tolist()
             starts_src = np.fromiter(map(windows.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
-            hit = np.flatnonzero(starts_src >= 0)
-            if hit.size:
-                # For each position, the latest hit window starting at or before it.
-                marks = np.full(prompt_len, -1, dtype=np.int64)
-                marks[hit + first] = hit + first
-                latest = np.maximum.accumulate(marks)
-                pos = np.arange(prompt_len)
-                covered = (latest >= 0) & (latest + k > pos)
-                covered[:prefix] = False
-                idx = np.flatnonzero(covered)
-                sources[idx] = starts_src[latest[idx] - first]
+            covered = cover_windows(prompt_len, prefix, k, first, starts_src, sources)
         return Match(prefix=prefix, covered=covered, prefix_source=prefix_source, sources=sources,
                      window_start=first, window_src=starts_src)
 

@@ -148,11 +148,6 @@ def test_unreachable_cluster_is_one_clear_error():
         _check_reachable("ray://127.0.0.1:1")
 
 
-def test_global_scope_is_refused_for_now():
-    with pytest.raises(ProfilerError, match="--scope run only"):
-        analyze_on_ray([str(SAMPLES[0])], scope="global")
-
-
 def test_public_analyze_takes_the_engine():
     import profiler
 
@@ -187,10 +182,17 @@ def test_cli_check_and_report_on_ray(tmp_path: Path, capsys):
         assert ray_report[key] == local_report[key], key
 
 
-def test_single_process_path_never_imports_ray(tmp_path: Path):
-    # GIVEN a fresh interpreter WHEN `ctxprof analyze` runs on a sample THEN ray was not imported
+@pytest.mark.parametrize("args", [
+    ["analyze", "-f", "json"],
+    ["analyze", "--scope", "global", "-f", "json"],
+    ["simulate", "--cache", "engine", "--replicas", "1,2", "-f", "json"],
+])
+def test_single_process_path_never_imports_ray(tmp_path: Path, args: list[str]):
+    # GIVEN a fresh interpreter WHEN a command runs on a sample with the local engine THEN ray was
+    # not imported
+    command, *rest = args
     code = ("import sys\nfrom profiler.cli.app import main\n"
-            f"try:\n    main(['analyze', {str(SAMPLES[0])!r}, '-f', 'json',"
+            f"try:\n    main([{command!r}, {str(SAMPLES[0])!r}, *{rest!r},"
             f" '-o', {str(tmp_path / 'a.json')!r}])\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print('ray' in sys.modules)\n")
@@ -198,3 +200,29 @@ def test_single_process_path_never_imports_ray(tmp_path: Path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_fleet_replicas_on_ray_give_the_sequential_figures():
+    from profiler.cache_sim.fleet import simulate_fleet
+
+    # GIVEN the sample traces WHEN a fleet sweep runs sequentially and as Ray tasks (one per replica)
+    traces = [load_trace(p) for p in SAMPLES]
+    kwargs = {"replicas": [1, 3], "capacity_tokens": 20_000, "target_hit_rate": 0.3}
+    # THEN every figure is the same
+    assert (simulate_fleet(traces, engine="ray", **kwargs).to_dict()
+            == simulate_fleet(traces, **kwargs).to_dict())
+
+
+def test_cli_simulate_fleet_on_ray(capsys):
+    for engine in ("local", "ray"):
+        assert run_cli("simulate", *SAMPLES, "--cache", "engine", "--replicas", "1,2", "-f", "json",
+                       "--engine", engine) == 0
+    local, distributed = capsys.readouterr().out.split("\n}\n", 1)
+    assert json.loads(local + "}") == json.loads(distributed)
+
+
+def test_cli_analyze_global_scope_on_ray(capsys):
+    for engine in ("local", "ray"):
+        assert run_cli("analyze", *SAMPLES, "--scope", "global", "-f", "json", "--engine", engine) == 0
+    local, distributed = capsys.readouterr().out.split("\n}\n", 1)
+    assert json.loads(local + "}") == json.loads(distributed)

@@ -11,6 +11,8 @@ import typer
 
 from profiler.cli.app import app, err_console
 from profiler.cli.common import (
+    ADDRESS_OPT,
+    ENGINE_OPT,
     OUTPUT_OPT,
     PRICE_FILE_OPT,
     PRICING_OPT,
@@ -25,6 +27,7 @@ from profiler.cli.common import (
     wrote,
 )
 from profiler.errors import ConfigError
+from profiler.options import Engine
 from profiler.reporters.console import write_json
 
 
@@ -84,6 +87,22 @@ def simulate_command(
                                                help="engine: model whose KV size per token turns byte "
                                                     "capacities into tokens."),
     policy: str = typer.Option("lru", "--policy", help="engine: eviction policy."),
+    replicas: Optional[str] = typer.Option(None, "--replicas",
+                                           help="engine: simulate a fleet of this many replicas, each "
+                                                "with --capacity of its own: a count (4), a list "
+                                                "(1,2,4,8) or a range (1-8)."),
+    routing: Optional[list[str]] = typer.Option(None, "--routing",
+                                                help="engine fleet: round-robin, least-loaded or prefix "
+                                                     "(consistent hashing on the leading blocks); repeat "
+                                                     "to compare. Default: all three."),
+    route_blocks: int = typer.Option(8, "--route-blocks", min=1,
+                                     help="engine fleet: leading blocks the prefix router hashes."),
+    target_hit_rate: Optional[float] = typer.Option(None, "--target-hit-rate", min=0.0, max=1.0,
+                                                    help="engine fleet: report the fewest replicas of "
+                                                         "the sweep each routing needs for this hit rate "
+                                                         "(0.5 = 50%)."),
+    engine: Engine = ENGINE_OPT,
+    address: Optional[str] = ADDRESS_OPT,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = OUTPUT_OPT,
 ) -> None:
@@ -93,10 +112,21 @@ def simulate_command(
     provider's rules (minimum length, 128-token increments, breakpoints, expiry), and show per step the
     predicted cached tokens beside the ones the provider reported, and the cost with and without it.
     """
-    opts = profile_options(block_size=block_size, pricing=pricing, price_file=price_file)
+    opts = profile_options(block_size=block_size, pricing=pricing, price_file=price_file, engine=engine,
+                           address=address)
+    fleet = replicas is not None
+    if not fleet and (routing or target_hit_rate is not None):
+        raise ConfigError("--routing and --target-hit-rate simulate a fleet: add --replicas")
+    if fleet and cache is not Cache.engine:
+        raise ConfigError("--replicas simulates engine replicas: use --cache engine")
+    if not fleet and opts.engine is Engine.ray:
+        raise ConfigError("--engine ray simulates fleet replicas in parallel: add --replicas")
     loaded = load_all(traces)
-    if cache is Cache.engine:
-        result: Any = _simulate_engine(loaded, capacity or [], opts.block_size, model_preset, policy)
+    if fleet:
+        result: Any = _simulate_fleet(loaded, replicas, routing, capacity or [], opts, model_preset,
+                                      policy, route_blocks, target_hit_rate)
+    elif cache is Cache.engine:
+        result = _simulate_engine(loaded, capacity or [], opts.block_size, model_preset, policy)
     else:
         from profiler.cache_sim.providers import simulate_provider
 
@@ -128,7 +158,11 @@ def simulate_command(
             from profiler.reporters.simulation import print_provider_simulation
 
             console = table_console(stream)
-            if cache is Cache.engine:
+            if fleet:
+                from profiler.reporters.fleet import render as render_fleet
+
+                render_fleet(result, console)
+            elif cache is Cache.engine:
                 from profiler.reporters.engine_cache import render
 
                 render(result, console)
@@ -145,5 +179,26 @@ def _simulate_engine(loaded: list, capacities: list[str], block_size: int, prese
     with progress_bar("simulate engine", llm_step_count(loaded)) as bar:
         sim = engine.simulate_engine(loaded, parsed, block_size=block_size, policy=policy, progress=bar)
     for w in getattr(sim, "warnings", ()) or ():
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    return sim
+
+
+def _simulate_fleet(loaded: list, replicas: str, routing: Optional[list[str]], capacities: list[str],
+                    opts: Any, preset: Optional[str], policy: str, route_blocks: int,
+                    target_hit_rate: Optional[float]) -> Any:
+    from profiler.cache_sim import engine, fleet
+
+    if len(capacities) > 1:
+        raise ConfigError("--replicas takes one --capacity (per replica); sweep the replica count instead")
+    routings = list(dict.fromkeys(routing or fleet.ROUTINGS))
+    for r in routings:
+        if r not in fleet.ROUTINGS:
+            raise ConfigError(f"unknown --routing {r!r}: use {', '.join(fleet.ROUTINGS)}")
+    sim = fleet.simulate_fleet(
+        loaded, replicas=fleet.parse_replicas(replicas), routings=routings,
+        capacity_tokens=engine.parse_capacity(capacities[0], preset) if capacities else None,
+        block_size=opts.block_size, policy=policy, route_blocks=route_blocks,
+        target_hit_rate=target_hit_rate, engine=opts.engine.value, address=opts.address)
+    for w in sim.warnings:
         err_console.print(f"ctxprof: warning: {w}", markup=False)
     return sim

@@ -12,9 +12,10 @@ Layout (each part replaceable on its own):
 - `merge`: putting per-task analyses back together in the single-process order;
 - `progress`: a progress bar on standard error when it is a terminal.
 
-The global scope needs a partition of steps by their first block (docs/scale.md, "Global scope");
-until that plan exists here, `scope="global"` is refused with a clear error rather than computed by a
-different algorithm. Nothing in the single-process path imports this package or Ray.
+- `global_scope`: the global-scope plan (steps partitioned by their first block, repeated windows
+  shuffled to their earliest step; docs/scale.md, "Global scope").
+
+Nothing in the single-process path imports this package or Ray.
 """
 
 from __future__ import annotations
@@ -44,9 +45,6 @@ def analyze_on_ray(inputs: "Source | Iterable[Source]", *, scope: str = "run",
     from profiler.trace.model import Trace
 
     options = AnalysisOptions(scope=scope, block_size=block_size, min_repeat=min_repeat)
-    if options.scope != "run":
-        raise ProfilerError("--engine ray supports --scope run only for now; use --engine local for "
-                            "--scope global")
     single = isinstance(inputs, (Trace, str, os.PathLike))
     items: Sequence[Any] = [inputs] if single else list(inputs)  # type: ignore[arg-type]
     from profiler.distributed.cluster import connect
@@ -56,6 +54,14 @@ def analyze_on_ray(inputs: "Source | Iterable[Source]", *, scope: str = "run",
     # Resolve before starting Ray: a missing file should not cost a cluster start-up.
     resolved = resolve_inputs(items)
     connect(address, num_cpus=num_cpus)
+    if options.scope == "global":
+        from profiler.distributed.global_scope import analyze_global_scope
+        from profiler.distributed.inputs import load_source
+
+        # The global order needs every step's start time: the driver reads the traces (tokenizing
+        # and hashing, most of the work, happen in the tasks).
+        return analyze_global_scope([load_source(s) for s in resolved], options, prices=prices,
+                                    progress=progress)
     return analyze_run_scope(resolved, options, prices=prices, progress=progress)
 
 
