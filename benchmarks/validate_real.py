@@ -4,7 +4,11 @@ For each source: runs, steps, total input tokens (ctxprof's tokenization of the 
 the prefix-reuse ratio (prefix_reused / input) and redundancy ratio (prefix_reused + repeated) / input
 from `profiler.analysis.analyze`, and, where the provider reported usage, the reported input tokens and
 the provider's cached ratio (reported cached / reported input, over the steps that report both).
-A second table checks SWE-agent's own totals (`info.model_stats`) against the analysis.
+A second table sets the figures a bill is compared with in both units (`profiler.units`): ctxprof's
+count and the provider's, the ideal prefix and the cache gap in provider units (beside the unit-mixed
+gap ctxprof printed before calibration), steps whose usage contradicts their content, and the error per
+call of the source's own provider simulator against the cached tokens the provider reported.
+A third table checks SWE-agent's own totals (`info.model_stats`) against the analysis.
 
 Usage: python benchmarks/validate_real.py [--data ../shared/data]
 Mooncake and OpenTelemetry go through the importer registry; where their importer is not installed
@@ -43,6 +47,57 @@ class Row:
     reported_cached_ratio: float | None = None
     seconds: float | None = None
     note: str = ""
+    units: "UnitsRow | None" = None
+
+
+@dataclass
+class UnitsRow:
+    unit: str
+    methods: str
+    ctxprof_in: int
+    provider_in: int
+    ideal_prefix: int
+    reported_cached: int | None
+    gap: int | None
+    mixed_gap: int | None
+    negative_gap_steps: int
+    unreliable_steps: int
+    sim: str = "-"
+    sim_calls: int = 0
+    sim_mae: float | None = None
+    sim_wrong: int | None = None
+
+
+def units_row(trace: Trace, result: Analysis) -> UnitsRow:
+    """The bill figures of `result` in both units, and the source's own simulator against reported."""
+    from collections import Counter
+
+    from profiler.cache_sim.providers import simulate_provider, step_cache_provider
+    from profiler.pricing import PriceTable
+
+    t = result.totals
+    reported = [s for s in result.steps if s.reported_cached_tokens is not None]
+    methods = Counter(s.calibration_method for s in result.steps)
+    row = UnitsRow(
+        unit=t.unit, methods=", ".join(f"{m} {n}" for m, n in methods.most_common()),
+        ctxprof_in=t.input_tokens, provider_in=t.provider_input_tokens or 0,
+        ideal_prefix=t.provider_prefix_reused_tokens or 0, reported_cached=t.reported_cached_tokens,
+        gap=t.cache_gap_tokens,
+        mixed_gap=sum(s.prefix_reused_tokens - s.reported_cached_tokens for s in reported) if reported else None,
+        negative_gap_steps=sum(1 for s in reported if s.usage_reliable and (s.cache_gap_tokens or 0) < 0),
+        unreliable_steps=t.unreliable_steps)
+    providers = Counter(step_cache_provider(s) for s in trace.steps if s.kind == "llm")
+    provider = next((p for p, _ in providers.most_common() if p), None)
+    if reported and provider and any(s.prompt.level in ("text", "tokens") for s in trace.steps):
+        options = {"auto_breakpoints": True} if provider == "anthropic" else {}
+        sim = simulate_provider(trace, provider, prices=PriceTable.empty(), **options)
+        pairs = [(s.predicted_cached_tokens, s.reported_cached_tokens) for s in sim.steps
+                 if s.reported_cached_tokens is not None and s.unit == "provider" and not s.what_if]
+        row.sim, row.sim_calls = provider, len(pairs)
+        if pairs:
+            row.sim_mae = sum(abs(p - r) for p, r in pairs) / len(pairs)
+            row.sim_wrong = sum(1 for p, r in pairs if (p > 0) != (r > 0))
+    return row
 
 
 def row_for(name: str, trace: Trace, result: Analysis, global_result: Analysis, seconds: float,
@@ -58,7 +113,8 @@ def row_for(name: str, trace: Trace, result: Analysis, global_result: Analysis, 
     return Row(name, len(trace.runs), t.steps, t.input_tokens,
                t.prefix_reused_tokens / t.input_tokens if t.input_tokens else 0.0,
                g.prefix_reused_tokens / g.input_tokens if g.input_tokens else 0.0, t.redundancy_ratio,
-               rep_in, sum(s.input_tokens for s in reported) if reported else None, cached, seconds, note)
+               rep_in, sum(s.input_tokens for s in reported) if reported else None, cached, seconds, note,
+               units_row(trace, result))
 
 
 def subset(trace: Trace, keep: Callable) -> Trace:
@@ -150,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if r.note:
             print(f"  {r.source}: {r.note}")
+    print_units(rows)
 
     if swe_checks:
         print()
@@ -163,6 +220,37 @@ def main(argv: list[str] | None = None) -> int:
                   f"{fmt_int(stats.get('api_calls')):>9} {steps:>6}")
     gemini_rule_check(data / "mini-swe-agent-gemini")
     return 0
+
+
+def print_units(rows: list[Row]) -> None:
+    print()
+    print("Bill figures in both units (gap and ideal in provider tokens; sim = the source's provider simulator)")
+    head = ("source", "unit", "ctxprof in", "provider in", "ideal prefix", "reported cached", "gap",
+            "(mixed gap)", "gap<0", "flagged", "sim", "calls", "MAE/call", "hit/miss wrong")
+    table = [head]
+    for r in rows:
+        u = r.units
+        if u is None:
+            continue
+        table.append((r.source, u.unit, fmt_int(u.ctxprof_in), fmt_int(u.provider_in), fmt_int(u.ideal_prefix),
+                      fmt_int(u.reported_cached), fmt_int(u.gap), fmt_int(u.mixed_gap),
+                      fmt_int(u.negative_gap_steps), fmt_int(u.unreliable_steps), u.sim,
+                      fmt_int(u.sim_calls) if u.sim != "-" else "-",
+                      "-" if u.sim_mae is None else f"{u.sim_mae:,.0f}", fmt_int(u.sim_wrong)))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("ctxprof in / provider in = all input tokens in ctxprof's count and calibrated to the provider's;"
+          " gap = ideal prefix - reported cached over\nthe steps that report caching (provider units; "
+          "steps with contradictory usage left out); (mixed gap) = ctxprof prefix - reported cached, the\n"
+          "unit-mixed figure printed before calibration; gap<0 = steps where the provider cached more than "
+          "the prefix; flagged = steps whose\nusage contradicts their content; MAE/call = mean |predicted -"
+          " reported cached| per call, provider tokens.")
+    for r in rows:
+        if r.units is not None:
+            print(f"  {r.source}: calibration {r.units.methods}")
 
 
 def gemini_rule_check(folder: Path) -> None:
@@ -205,7 +293,7 @@ def gemini_rule_check(folder: Path) -> None:
         abs_err = sum(abs(p - r) for p, r in pairs)
         return len(pairs), abs_err / max(1, len(pairs)), sum(1 for p, r in pairs if (p > 0) != (r > 0))
 
-    rows = [("rule", "calls (sim/rule)", "sim MAE (ctxprof tok)", "sim hit/miss wrong", "rule MAE (provider tok)",
+    rows = [("rule", "calls (sim/rule)", "sim MAE (provider tok)", "sim hit/miss wrong", "rule MAE (provider tok)",
              "rule hit/miss wrong")]
     for label, sim, (mn, ch) in (
             (f"before: min {GEMINI_LEGACY.min_tokens}, chunk {GEMINI_LEGACY.chunk_tokens}", legacy_sim,
@@ -218,9 +306,10 @@ def gemini_rule_check(folder: Path) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print("  " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-    print("  sim = the simulator on ctxprof's o200k stand-in tokens (not Gemini's; until calibration these"
-          " differ by the tokenizer ratio);\n  rule = the rule applied to the previous call's reported"
-          " prompt, in Gemini's own units; hit/miss wrong = calls where one side is 0 and the other not.")
+    print("  sim = the simulator: prefixes matched on ctxprof's o200k stand-in tokens, scaled per call to"
+          " Gemini's reported input, then the\n  minimum and chunk applied in Gemini's units; rule = the rule"
+          " applied to the previous call's reported prompt, in Gemini's own\n  units; hit/miss wrong = calls"
+          " where one side is 0 and the other not.")
 
 
 if __name__ == "__main__":

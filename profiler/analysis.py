@@ -22,13 +22,16 @@ from profiler.errors import ProfilerError
 from profiler.reuse import BlockReuseIndex, ReuseIndex, _Powers, namespace_salt
 from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, ordered_llm_steps
+from profiler.units import calibrate
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from profiler.progress import Progress
 
-ANALYSIS_SCHEMA = "ctxprof.analysis/1"
+ANALYSIS_SCHEMA = "ctxprof.analysis/2"
+# Schema 1 had no units: its gap subtracted provider-reported cached tokens from ctxprof tokens.
+ANALYSIS_SCHEMA_1 = "ctxprof.analysis/1"
 SCOPES = ("run", "global")
 
 METRIC_FIELDS = ("input_tokens", "output_tokens", "prefix_reused_tokens", "block_reused_tokens",
@@ -84,11 +87,30 @@ class StepMetrics:
     cost_no_cache_usd: float | None = None
     cost_ideal_usd: float | None = None
     cost_redundant_usd: float | None = None
+    reported_output_tokens: int | None = None
+    # The bill figures in the provider's tokens, and how they were obtained (`profiler.units`):
+    # `unit` "provider" or "ctxprof"; `calibration_method` "exact", "scaled_to_reported_input",
+    # "reported_input" or "uncalibrated"; `cache_gap_tokens` and the costs are in `unit`.
+    unit: str = "ctxprof"
+    calibration_method: str = "uncalibrated"
+    calibration_factor: float | None = None
+    provider_input_tokens: int | None = None
+    provider_prefix_reused_tokens: int | None = None
+    provider_repeated_tokens: int | None = None
+    provider_novel_tokens: int | None = None
+    # Why the reported usage contradicts the content (`profiler.units.usage_flags`); any flag makes the
+    # step's ideal cost, redundant cost and cache gap unreliable (left out of the totals).
+    usage_flags: tuple[str, ...] = ()
+
+    @property
+    def usage_reliable(self) -> bool:
+        return not self.usage_flags
 
     def to_dict(self) -> dict[str, Any]:
         # Field by field (the values are plain numbers and strings): `asdict` deep-copies every value
         # and was a sizeable part of `ctxprof analyze -f json` on large traces.
         d = {name: getattr(self, name) for name in _STEP_FIELDS}
+        d["usage_flags"] = list(self.usage_flags)
         d["sources"] = [{"run_id": s.run_id, "step_id": s.step_id, "prefix_tokens": s.prefix_tokens,
                          "repeated_tokens": s.repeated_tokens} for s in self.sources]
         return d
@@ -100,7 +122,8 @@ class StepMetrics:
 
         sources = tuple(ReuseSource.from_dict(s, f"{where}.sources[{i}]")
                         for i, s in enumerate(expect_list(expect_mapping(d, where), "sources", where)))
-        return record_from_dict(cls, d, where, nested={"sources": sources})
+        flags = tuple(str(f) for f in d.get("usage_flags") or ())
+        return record_from_dict(cls, d, where, nested={"sources": sources, "usage_flags": flags})
 
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepMetrics))
@@ -122,13 +145,28 @@ class Totals:
     cost_no_cache_usd: float | None = None
     cost_ideal_usd: float | None = None
     cost_redundant_usd: float | None = None
+    # Sums of the steps' provider-unit figures; `unit` "provider", "ctxprof" or "mixed" (some steps in
+    # each). Steps with unreliable usage are left out of the gap, ideal and redundant totals: their
+    # ideal cost counts as what they cost (no saving claimed), their gap and redundant cost as 0.
+    unit: str = "ctxprof"
+    provider_input_tokens: int | None = None
+    provider_prefix_reused_tokens: int | None = None
+    provider_repeated_tokens: int | None = None
+    provider_novel_tokens: int | None = None
+    unreliable_steps: int = 0
 
     @classmethod
     def of(cls, steps: Sequence[StepMetrics]) -> "Totals":
         def total(name: str) -> int:
             return sum(getattr(s, name) for s in steps)
 
-        reported = [s for s in steps if s.reported_cached_tokens is not None]
+        def provider_total(name: str) -> int:
+            return sum(v if (v := getattr(s, "provider_" + name)) is not None else getattr(s, name)
+                       for s in steps)
+
+        reliable = [s for s in steps if s.usage_reliable]
+        reported = [s for s in reliable if s.reported_cached_tokens is not None]
+        units = {s.unit for s in steps}
         inp = total("input_tokens")
         reused = total("prefix_reused_tokens") + total("repeated_tokens")
         return cls(
@@ -142,7 +180,17 @@ class Totals:
             reported_cached_tokens=sum(s.reported_cached_tokens for s in reported) if reported else None,
             cache_gap_tokens=sum(s.cache_gap_tokens for s in reported) if reported else None,
             redundancy_ratio=_ratio(reused, inp),
-            **{name: _sum_known(getattr(s, name) for s in steps) for name in COST_FIELDS},
+            cost_actual_usd=_sum_known(s.cost_actual_usd for s in steps),
+            cost_no_cache_usd=_sum_known(s.cost_no_cache_usd for s in steps),
+            cost_ideal_usd=_sum_known(s.cost_ideal_usd if s.usage_reliable else s.cost_actual_usd
+                                      for s in steps),
+            cost_redundant_usd=_sum_known(s.cost_redundant_usd for s in reliable),
+            unit=units.pop() if len(units) == 1 else ("mixed" if units else "ctxprof"),
+            provider_input_tokens=provider_total("input_tokens"),
+            provider_prefix_reused_tokens=provider_total("prefix_reused_tokens"),
+            provider_repeated_tokens=provider_total("repeated_tokens"),
+            provider_novel_tokens=provider_total("novel_tokens"),
+            unreliable_steps=len(steps) - len(reliable),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,7 +277,9 @@ class Analysis:
         import pandas as pd
 
         cols = [f.name for f in fields(StepMetrics) if f.name != "sources"]
-        rows = [{c: getattr(s, c) for c in cols} | {"workflow": r.workflow}
+        # Flags as one ";"-separated string, so the CSV cell is readable.
+        rows = [{c: getattr(s, c) for c in cols} | {"usage_flags": ";".join(s.usage_flags),
+                                                    "workflow": r.workflow}
                 for r in self.runs for s in r.steps]
         return pd.DataFrame(rows, columns=[*cols, "workflow"])
 
@@ -258,7 +308,9 @@ class Analysis:
 
         d = expect_mapping(d, source)
         schema = d.get("schema")
-        if schema != ANALYSIS_SCHEMA:
+        if schema == ANALYSIS_SCHEMA_1:
+            d = _migrate_schema_1(d)
+        elif schema != ANALYSIS_SCHEMA:
             raise ProfilerError(f"{source}: field 'schema' is {schema!r}, expected {ANALYSIS_SCHEMA!r} "
                                 "(write the analysis with `ctxprof analyze --format json`)")
         runs = tuple(RunAnalysis.from_dict(r, f"{source}: runs[{i}]")
@@ -270,6 +322,20 @@ class Analysis:
             "warnings": tuple(str(w) for w in expect_list(d, "warnings", source)),
             "traces": tuple(str(t) for t in expect_list(d, "traces", source)),
         })
+
+
+def _migrate_schema_1(d: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 document in schema 2: its figures say they are in ctxprof's tokens, with an unknown
+    calibration (schema 1 did not record one; its cache gap may mix units)."""
+    from profiler.units import METHOD_SCHEMA_1
+
+    def step(s: Any) -> Any:
+        return s | {"unit": "ctxprof", "calibration_method": METHOD_SCHEMA_1} if isinstance(s, dict) else s
+
+    def run(r: Any) -> Any:
+        return r | {"steps": [step(s) for s in r.get("steps") or ()]} if isinstance(r, dict) else r
+
+    return d | {"schema": ANALYSIS_SCHEMA, "runs": [run(r) for r in d.get("runs") or ()]}
 
 
 COST_FIELDS = ("cost_actual_usd", "cost_no_cache_usd", "cost_ideal_usd", "cost_redundant_usd")
@@ -413,8 +479,9 @@ def _finish(trace_list: list[Trace], ordered: list[tuple[int, Step]],
             runs.append(RunAnalysis(run_id=run.run_id, workflow=run.workflow, trace=trace.path,
                                     steps=tuple(metrics), totals=Totals.of(metrics)))
     all_steps = [s for r in runs for s in r.steps]
-    return Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
-                    warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list))
+    return calibrate(Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
+                              warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list)),
+                     trace_list)
 
 
 def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,
@@ -490,6 +557,6 @@ def step_metrics(step: Step, options: AnalysisOptions, *, level: str, namespace:
         block_reused_tokens=block, repeated_tokens=repeated,
         novel_tokens=input_tokens - prefix - repeated,
         reported_input_tokens=reported_input, reported_cached_tokens=reported_cached,
-        reported_cache_write_tokens=reported_write,
+        reported_cache_write_tokens=reported_write, reported_output_tokens=step.usage.output_tokens,
         cache_gap_tokens=None if reported_cached is None else prefix - reported_cached,
         redundancy_ratio=_ratio(prefix + repeated, input_tokens), sources=sources)

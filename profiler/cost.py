@@ -12,9 +12,9 @@ the four cost fields filled (definitions in docs/costs-and-caches.md):
 - `cost_redundant_usd`: what the redundant input (`prefix_reused_tokens + repeated_tokens`) cost at
   the full input price.
 
-Input token counts: where the provider reported its input count, that count is the billing truth and
-the analysed counts (from ctxprof's tokenizer, approximate for non-OpenAI models) are rescaled to it,
-keeping the analysed reuse fractions. Output tokens are the reported ones where known (they include
+Input token counts are the step's provider-unit figures (`profiler.units`): where the provider
+reported its input count, that count is the billing truth and the analysed split is calibrated to it
+(exact for OpenAI models, scaled for stand-in tokenizers); elsewhere the analysed counts. Output tokens are the reported ones where known (they include
 reasoning tokens a trace may not hold), else the analysed ones. A cache price the model lacks falls
 back to the input price (no discount, no premium). A model with no known price gets no cost (None)
 and one warning; totals add up the steps that have a cost.
@@ -46,7 +46,7 @@ def apply_costs(analysis: Analysis, traces: Trace | Iterable[Trace], prices: Pri
         for metrics in run.steps:
             step = steps_by_key.get((run.trace, metrics.run_id, metrics.step_id)) or steps_by_key.get(
                 (None, metrics.run_id, metrics.step_id))
-            reported_output = None if step is None else step.usage.output_tokens
+            reported_output = metrics.reported_output_tokens if step is None else step.usage.output_tokens
             basis = metrics.reported_input_tokens if metrics.reported_input_tokens is not None else (
                 metrics.input_tokens)
             price = prices.lookup(metrics.model, metrics.provider, input_tokens=basis,
@@ -99,8 +99,12 @@ def step_costs(m: StepMetrics, price: ModelPrice | None, reported_output_tokens:
     else:
         actual = m.input_tokens * p_in + output_cost
 
-    prefix = _rescale(m.prefix_reused_tokens, m.input_tokens, basis)
-    redundant = _rescale(m.prefix_reused_tokens + m.repeated_tokens, m.input_tokens, basis)
+    if m.provider_input_tokens is not None and m.provider_input_tokens == basis:
+        prefix = m.provider_prefix_reused_tokens or 0
+        redundant = prefix + (m.provider_repeated_tokens or 0)
+    else:  # a step not calibrated by `profiler.units` (built by hand)
+        prefix = _rescale(m.prefix_reused_tokens, m.input_tokens, basis)
+        redundant = _rescale(m.prefix_reused_tokens + m.repeated_tokens, m.input_tokens, basis)
     return replace(
         m,
         cost_actual_usd=actual,

@@ -182,10 +182,12 @@ def cached_vs_ideal(obj: "ReportData | Analysis") -> "go.Figure":
     import plotly.graph_objects as go
 
     analysis = _analysis(obj)
-    names = ("prefix_reused_tokens", "reported_cached_tokens")
+    # Both bars in the provider's tokens (`profiler.units`): the ideal is the calibrated prefix.
+    names = ("provider_prefix_reused_tokens", "reported_cached_tokens")
     x, v, xtitle, by_depth = _per_step_axis(analysis, names)
-    fig = _figure("Provider-reported cached tokens against the ideal", xtitle, "tokens")
-    fig.add_trace(go.Bar(name="ideal (prefix reusable)", x=x, y=v["prefix_reused_tokens"],
+    unit = "provider tokens" if analysis.totals.unit == "provider" else f"tokens ({analysis.totals.unit} units)"
+    fig = _figure("Provider-reported cached tokens against the ideal", xtitle, unit)
+    fig.add_trace(go.Bar(name="ideal (prefix reusable)", x=x, y=v["provider_prefix_reused_tokens"],
                          marker_color=COLORS["ideal"],
                          hovertemplate="%{x}<br>ideal: %{y:,}<extra></extra>"))
     fig.add_trace(go.Bar(name="reported cached", x=x, y=v["reported_cached_tokens"],
@@ -226,7 +228,7 @@ def scenario_costs(data: "ReportData") -> "go.Figure":
             colors.append(COLORS["actual"])
     for sim in data.simulations:
         if sim.cost_usd is not None:
-            labels.append(f"{sim.provider} rules")
+            labels.append(f"{sim.provider} rules" + (" (what-if)" if sim.what_if_steps else ""))
             values.append(sim.cost_usd)
             colors.append(SCENARIO_COLORS.get(sim.provider, "#495057"))
     if data.costs is not None and data.costs.ideal_usd is not None:

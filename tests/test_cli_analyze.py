@@ -33,7 +33,7 @@ def test_json_contract(samples):
     out = ctxprof("analyze", str(samples / "planner_executor_verifier.jsonl"), "--format", "json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["schema"] == "ctxprof.analysis/1"
+    assert data["schema"] == "ctxprof.analysis/2"
     assert set(data) >= {"schema", "runs", "totals"}
     assert [r["run_id"] for r in data["runs"]] == ["pev-1", "pev-2", "pev-3"]
     for run in data["runs"]:

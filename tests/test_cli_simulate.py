@@ -53,7 +53,7 @@ def test_simulate_openai_json(trace_file, capsys):
     code, out, _ = cli(["simulate", str(trace_file), "--cache", "openai", "--format", "json"], capsys)
     assert code == 0
     data = json.loads(out)
-    assert data["schema"] == "ctxprof.provider-simulation/1" and data["provider"] == "openai"
+    assert data["schema"] == "ctxprof.provider-simulation/2" and data["provider"] == "openai"
     assert data["options"] == {"ttl_s": 300.0, "granularity_tokens": 128, "min_tokens": 1024}
     steps = data["steps"]
     assert [s["predicted_cached_tokens"] for s in steps] == [0, 1280, 0]

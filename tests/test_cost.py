@@ -86,18 +86,29 @@ def test_without_reported_usage_the_analysed_tokens_are_priced_uncached(prices):
     assert s.cost_actual_usd == s.cost_no_cache_usd == pytest.approx((400 + 14) / M)
 
 
+def chat_step(step_id: str, messages: list[dict], t: float, usage: Usage | None = None) -> Step:
+    # "test-model" has no offline tokenizer: ctxprof's o200k count stands in for the provider's
+    return Step(run_id="r", step_id=step_id, model="test-model", start_unix_s=t,
+                prompt=Prompt(messages=tuple(messages)),
+                output=Output(message={"role": "assistant", "content": "ok"}), usage=usage or Usage())
+
+
 def test_reported_input_rescales_the_analysed_reuse(prices):
-    # GIVEN an analysis that counts 1,010 of 1,210 tokens as reused, and a provider that billed 2,420
-    p1, o1 = seq(1000, 10), seq(10, 5000)
-    trace = Trace.from_steps([
-        step("1", p1, o1, 0.0),
-        step("2", p1 + o1 + seq(200, 9000), [], 1.0, usage=Usage(input_tokens=2420, output_tokens=0)),
-    ])
+    # GIVEN a model ctxprof's tokenizer only stands in for, and a provider that billed 1.2x its count
+    first = [{"role": "user", "content": "alpha " * 500}]
+    second = first + [{"role": "assistant", "content": "ok"}, {"role": "user", "content": "beta " * 200}]
+    counted = analyze(Trace.from_steps([chat_step("1", first, 0.0), chat_step("2", second, 1.0)])).steps[1]
+    billed = round(counted.input_tokens * 1.2)
+    trace = Trace.from_steps([chat_step("1", first, 0.0),
+                              chat_step("2", second, 1.0, Usage(input_tokens=billed, output_tokens=0))])
     s2 = apply_costs(analyze(trace), trace, prices).steps[1]
-    # THEN the same fraction of the billed count is priced: 2,020 reused, 400 new
-    assert s2.cost_no_cache_usd == pytest.approx(2420 / M)
-    assert s2.cost_ideal_usd == pytest.approx((2020 * 0.1 + 400) / M)
-    assert s2.cost_redundant_usd == pytest.approx(2020 / M)
+    # THEN the same fraction of the billed count is priced, in the provider's tokens
+    reused = round(counted.prefix_reused_tokens * billed / counted.input_tokens)
+    assert s2.calibration_method == "scaled_to_reported_input" and s2.provider_prefix_reused_tokens == reused
+    assert s2.cost_no_cache_usd == pytest.approx(billed / M)
+    assert s2.cost_ideal_usd == pytest.approx((reused * 0.1 + billed - reused) / M)
+    assert s2.cost_redundant_usd == pytest.approx(
+        (reused + s2.provider_repeated_tokens) / M)
 
 
 def test_unknown_model_cost_stays_null_with_one_warning(prices):

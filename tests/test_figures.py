@@ -69,7 +69,9 @@ def test_reuse_heatmap_and_cached_vs_ideal_show_the_report_data():
                    costs=CostSummary(actual_usd=1.5, no_cache_usd=2.0, ideal_usd=0.5, redundant_usd=1.0,
                                      priced_steps=3, unpriced_steps=0))
     cached = by_name(figures.cached_vs_ideal(data))
-    assert list(cached["ideal (prefix reusable)"].y) == [s.prefix_reused_tokens for s in data.analysis.steps]
+    # the ideal in the provider's tokens, as the reported cached count beside it
+    assert list(cached["ideal (prefix reusable)"].y) == [s.provider_prefix_reused_tokens
+                                                         for s in data.analysis.steps]
     assert list(cached["reported cached"].y) == [s.reported_cached_tokens for s in data.analysis.steps]
     assert list(cached["openai (simulated)"].y) == [None, None, 7]
     costs = figures.scenario_costs(data).data[0]

@@ -25,3 +25,7 @@ def test_prints_a_row_per_source_and_skips_what_is_absent(tmp_path, capsys, monk
     assert row.split()[3:5] == ["1", "4"]
     assert "96.6%" in row
     assert "swe-agent: skipped" in out and "tau-bench: skipped" in out
+    # AND a second row sets the bill figures in both units, with the DeepSeek simulator's error per call
+    units = [line for line in out.splitlines() if line.startswith("openhands / deepseek")][1].split()
+    assert units[3] in ("provider", "mixed") and units[-4] == "deepseek"
+    assert "Bill figures in both units" in out

@@ -29,6 +29,17 @@ The rules (tables in `profiler.cache_sim.provider_rules`; sources in docs/costs-
 - deepseek: context caching on disk in 64-token units, no other minimum, `ttl_s` default 3,600 s
   (DeepSeek says unused entries are cleared "within a few hours to a few days").
 
+Units: every token figure is in the provider's own tokens where the trace reports an input count
+(`profiler.units`). For a model whose tokenizer ctxprof only stands in for (Claude, Gemini...), the
+cache matches prefixes of ctxprof's tokens at a fine grain (`FINE_GRAIN_TOKENS`), the match is scaled
+by the step's calibration factor (reported input / counted prompt), and the minimum and the chunk
+rounding are applied to that provider-unit figure; `input_tokens` is the reported count. Where no
+input count is reported the figures stay in ctxprof's tokens (`unit="ctxprof"`).
+
+What-if: a step whose own provider is not the simulated one (a Gemini rule on a Claude trace) is
+marked `what_if`; the simulation's `what_if_steps` counts them and a warning says the result is a
+hypothetical, not a saving the trace could have had with its own provider.
+
 Token sequences come from `profiler.tokens.StepTokenizer`, as in the analyzer. Prefixes are identified
 by the one hash scheme and prefix index of `profiler.prefix`, so each step costs O(its tokens) and the
 whole simulation is linear in total tokens. Entries are keyed by model: different models never share
@@ -49,9 +60,18 @@ from profiler.pricing import ModelPrice, PriceTable
 from profiler.prefix import PrefixIndex, block_hashes, namespace_salt, prefix_hashes
 from profiler.tokens import StepTokenizer, render_content, render_tools
 from profiler.trace.model import Step, Trace, ordered_llm_steps
+from profiler.units import (STAND_IN_RATIO_BOUNDS, UNIT_CTXPROF, UNIT_PROVIDER, counts_are_providers,
+                            rendering_is_approximate)
 
 PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
-SIMULATION_SCHEMA = "ctxprof.provider-simulation/1"
+SIMULATION_SCHEMA = "ctxprof.provider-simulation/2"
+# Grain of prefix matching in ctxprof's tokens where they stand in for the provider's: the match is
+# scaled to provider units before the provider's chunk is applied, so this only bounds the rounding.
+FINE_GRAIN_TOKENS = 16
+# Provider names a trace may carry, as the simulator's names.
+_PROVIDER_ALIASES = {"google": "gemini", "gemini": "gemini", "vertex_ai": "gemini", "vertex": "gemini",
+                     "openai": "openai", "azure": "openai", "anthropic": "anthropic",
+                     "deepseek": "deepseek"}
 
 ANTHROPIC_MAX_BREAKPOINTS = 4
 ANTHROPIC_LOOKBACK_BLOCKS = 20
@@ -110,6 +130,13 @@ class ProviderStepResult:
     no_cache_cost_usd: float | None
     output_tokens: int = 0
     trace: str | None = None
+    # `input_tokens`, the predicted and reported figures are in `unit` ("provider" or "ctxprof");
+    # `ctxprof_input_tokens` is ctxprof's own count and `calibration_factor` the scale between them.
+    unit: str = "provider"
+    calibration_factor: float | None = None
+    ctxprof_input_tokens: int | None = None
+    # The step's own provider is not the simulated one: the prediction is a hypothetical.
+    what_if: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +155,8 @@ class ProviderTotals:
     cost_usd: float | None  # over the steps with a known price
     no_cache_cost_usd: float | None
     saving_usd: float | None  # no_cache_cost_usd - cost_usd
+    unit: str = "provider"  # "provider", "ctxprof" or "mixed"
+    what_if_steps: int = 0  # steps of another provider's model (see the module docstring)
 
     @classmethod
     def of(cls, steps: Sequence[ProviderStepResult]) -> "ProviderTotals":
@@ -137,6 +166,7 @@ class ProviderTotals:
         priced = [s for s in steps if s.cost_usd is not None and s.no_cache_cost_usd is not None]
         cost = sum(s.cost_usd for s in priced) if priced else None  # type: ignore[misc]
         no_cache = sum(s.no_cache_cost_usd for s in priced) if priced else None  # type: ignore[misc]
+        units = {s.unit for s in steps}
         return cls(
             steps=len(steps), input_tokens=inp, output_tokens=sum(s.output_tokens for s in steps),
             predicted_cached_tokens=cached,
@@ -145,6 +175,8 @@ class ProviderTotals:
             reported_cached_tokens=sum(reported) if reported else None, reported_steps=len(reported),
             cost_usd=cost, no_cache_cost_usd=no_cache,
             saving_usd=None if cost is None or no_cache is None else no_cache - cost,
+            unit=units.pop() if len(units) == 1 else ("mixed" if units else "provider"),
+            what_if_steps=sum(1 for s in steps if s.what_if),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +229,28 @@ def gemini_chunk_tokens(model: str | None) -> int:
     return rule_for("gemini", model).chunk_tokens
 
 
+def step_cache_provider(step: Step) -> str | None:
+    """The provider cache a step was really served by (a `PROVIDERS` name), where the trace says."""
+    from profiler.importers.common import guess_provider
+
+    named = _PROVIDER_ALIASES.get((step.provider or "").lower())
+    if named:
+        return named
+    guessed = guess_provider((step.model or "").rsplit("/", 1)[-1])
+    return _PROVIDER_ALIASES.get(guessed or "")
+
+
+def _provider_scale(n: int, reported_input: int | None, exact: bool) -> tuple[float, int | None, str]:
+    """(scale from sequence tokens to provider tokens, the prompt's provider-unit length where it
+    differs from `n`, the unit) for a prompt of `n` tokens (`profiler.units` calibration). A reported
+    count too far from the prompt for a tokenizer difference is not used (the analysis flags it)."""
+    if exact or not n:
+        return 1.0, None, UNIT_PROVIDER
+    if reported_input is None or not STAND_IN_RATIO_BOUNDS[0] <= reported_input / n <= STAND_IN_RATIO_BOUNDS[1]:
+        return 1.0, None, UNIT_CTXPROF
+    return reported_input / n, reported_input, UNIT_PROVIDER
+
+
 def _model_key(model: str | None) -> str:
     return (model or "").lower().rsplit("/", 1)[-1]
 
@@ -209,19 +263,29 @@ class _AutoPrefixCache:
     search; then the whole prompt is (re)stamped with the current time, O(tokens / granularity).
     """
 
-    def __init__(self, rule: _AutoRule) -> None:
+    def __init__(self, rule: _AutoRule, match_grain: int | None = None) -> None:
         self.rule = rule
+        # Grain of the prefix entries, in the sequence's tokens: the rule's chunk where the tokens are
+        # the provider's, finer where they are scaled to provider units before the chunk is applied.
+        self.grain = match_grain or rule.granularity
         self._last_use = PrefixIndex()  # prefix hash of each unit -> its last use time
 
-    def request(self, prefix_hashes: np.ndarray, now: float) -> int:
-        """Serve one prompt: return the cached tokens, then cache the prompt's own prefixes."""
-        g = self.rule.granularity
+    def request(self, prefix_hashes: np.ndarray, now: float, *, scale: float = 1.0,
+                prompt_units: int | None = None) -> int:
+        """Serve one prompt: return the cached tokens (in the units of `prompt_units`, the prompt's
+        length in provider tokens; `scale` converts a matched length into them), then cache the
+        prompt's own prefixes."""
+        g = self.grain
         n = int(prefix_hashes.size)
-        if n < self.rule.min_tokens:
+        if (n if prompt_units is None else prompt_units) < self.rule.min_tokens:
             return 0
         units = block_hashes(prefix_hashes, g)  # hash of the first (k+1)*g tokens
         ttl = self.rule.ttl_s
         cached = self._last_use.match(units, accept=lambda t: now - t <= ttl) * g
+        if g != self.rule.granularity or scale != 1.0:
+            chunk = self.rule.granularity
+            cached = min(int(cached * scale), prompt_units if prompt_units is not None else n)
+            cached = (cached // chunk) * chunk
         if cached < self.rule.min_tokens:
             cached = 0
         for h in units:
@@ -320,8 +384,10 @@ class _AnthropicCache:
         self._entries = PrefixIndex()
 
     def request(self, prefix_hashes: np.ndarray, marks: list[Breakpoint], boundaries: list[int],
-                min_tokens: int, now: float) -> tuple[int, list[tuple[int, float]]]:
-        """Return (tokens read, [(tokens written, ttl_s), ...]) and update the cache."""
+                min_tokens: int, now: float, scale: float = 1.0) -> tuple[int, list[tuple[int, float]]]:
+        """Return (tokens read, [(tokens written, ttl_s), ...]) and update the cache. Positions are in
+        the sequence's tokens; the minimum and the returned counts are in provider tokens (`scale`
+        per sequence token)."""
         n = int(prefix_hashes.size)
         candidates: set[int] = set()
         bounds = np.asarray(boundaries, dtype=np.int64)
@@ -340,7 +406,7 @@ class _AnthropicCache:
         writes: list[tuple[int, float]] = []
         written_upto = read
         for m in marks:
-            if m.position > n or m.position < min_tokens:
+            if m.position > n or m.position * scale < min_tokens:
                 continue
             h = int(prefix_hashes[m.position - 1])
             if m.position <= read:
@@ -348,10 +414,10 @@ class _AnthropicCache:
                 if entry is not None and now - entry[0] <= entry[1]:
                     self._entries.set(h, (now, entry[1]))
                 continue
-            writes.append((m.position - written_upto, m.ttl_s))
+            writes.append((round((m.position - written_upto) * scale), m.ttl_s))
             written_upto = m.position
             self._entries.set(h, (now, m.ttl_s))
-        return read, writes
+        return round(read * scale), writes
 
 
 def _output_tokens(step: Step, tok: StepTokenizer) -> int:
@@ -429,6 +495,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
                      else rule.min_tokens}
 
     results: list[ProviderStepResult] = []
+    what_if: list[str] = []
     no_content: list[str] = []
     refused: list[str] = []
     unpriced: dict[str, int] = {}
@@ -444,6 +511,12 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             continue
         tokens = tok.prompt_tokens(step)
         n = int(tokens.size)
+        exact = counts_are_providers(step.prompt.level, tok.namespace(step), step.model,
+                                     rendering_is_approximate(step))
+        scale, prompt_units, unit = _provider_scale(n, step.usage.input_tokens, exact)
+        own = step_cache_provider(step)
+        if own is not None and own != provider:
+            what_if.append(f"{step.run_id}/{step.step_id} ({step.model or own})")
         model_key = _model_key(step.model)
         hashes = prefix_hashes(tokens, namespace_salt(f"{provider}/{model_key}/{tok.namespace(step)}"))
         writes: list[tuple[int, float]] = []
@@ -455,7 +528,7 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
                 read = 0
             else:
                 cache = anthropic_caches.setdefault(model_key, _AnthropicCache(lookback))
-                read, writes = cache.request(hashes, marks, boundaries, min_tokens, now)
+                read, writes = cache.request(hashes, marks, boundaries, min_tokens, now, scale)
         else:
             cache_auto = auto_caches.get(model_key)
             if cache_auto is None:
@@ -464,9 +537,11 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
                     step_rule = replace(rule, min_tokens=gemini_min_tokens(step.model))
                 if provider == "gemini" and chunk_override is None:
                     step_rule = replace(step_rule, granularity=gemini_chunk_tokens(step.model))
-                cache_auto = auto_caches[model_key] = _AutoPrefixCache(step_rule)
-            read = cache_auto.request(hashes, now)
+                cache_auto = auto_caches[model_key] = _AutoPrefixCache(
+                    step_rule, None if exact else min(FINE_GRAIN_TOKENS, step_rule.granularity))
+            read = cache_auto.request(hashes, now, scale=scale, prompt_units=prompt_units)
         written = sum(w for w, _ in writes)
+        n_ctxprof, n = n, prompt_units if prompt_units is not None else n
         price = table.lookup(step.model, step.provider, input_tokens=n, at_unix_s=step.start_unix_s)
         if price is None and step.model and not table.is_empty:
             unpriced[step.model] = unpriced.get(step.model, 0) + 1
@@ -477,15 +552,26 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             run_id=step.run_id, step_id=step.step_id, model=step.model, start_unix_s=step.start_unix_s,
             input_tokens=n, predicted_cached_tokens=read, predicted_cache_write_tokens=written,
             reported_cached_tokens=reported, cost_usd=cost, no_cache_cost_usd=no_cache,
-            output_tokens=output, trace=trace_list[ti].path))
+            output_tokens=output, trace=trace_list[ti].path, unit=unit,
+            calibration_factor=scale if unit == "provider" else None, ctxprof_input_tokens=n_ctxprof,
+            what_if=bool(what_if) and what_if[-1].startswith(f"{step.run_id}/{step.step_id} ")))
         if progress is not None:
-            progress(1, n)
+            progress(1, n_ctxprof)
 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
     if no_content:
         warnings.append(f"{len(no_content)} step(s) carry no prompt text or token ids (e.g. "
                         f"{no_content[0]}) and were left out; content-free traces can be simulated "
                         "with --cache engine")
+    if what_if:
+        warnings.append(f"what-if: {len(what_if)} step(s) are of another provider's model (e.g. "
+                        f"{what_if[0]}); the {provider} rules applied to them are a hypothetical, not a "
+                        "saving their own provider would have given")
+    uncalibrated = sum(1 for r in results if r.unit != "provider")
+    if uncalibrated:
+        warnings.append(f"{uncalibrated} step(s) have no usable reported input count for a model "
+                        "ctxprof only approximates: their figures are in ctxprof's tokens, not the "
+                        "provider's")
     if refused:
         warnings.append(f"{len(refused)} step(s) have more than {max_marks} cache_control marks, which "
                         f"the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. {refused[0]})")

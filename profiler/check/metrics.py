@@ -3,7 +3,8 @@
 Contract: `METRICS` names every metric a budgets file may limit, with its unit; `measure(analysis)`
 returns, per workflow ("(unnamed)" for runs without one), the per-run value of every metric (None:
 unknown, e.g. a cost without prices); `aggregate(values, how)` folds them with `max`, `mean`, `median`
-or `p95`, and is unknown when any run is.
+or `p95`, and is unknown when any run is. Token metrics are in the provider's tokens wherever the
+analysis has them (`profiler.units`; each run's `totals.unit` says which).
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ class Metric:
     value: Callable[["RunAnalysis"], float | None]
 
 
+def _provider_tokens(name: str) -> Callable[["RunAnalysis"], float | None]:
+    """A run total in the provider's tokens (`profiler.units`), ctxprof's count where an older
+    analysis has none."""
+    def value(run: "RunAnalysis") -> float | None:
+        v = getattr(run.totals, "provider_" + name)
+        return v if v is not None else getattr(run.totals, name)
+
+    return value
+
+
 def _run_cost(field_name: str) -> Callable[["RunAnalysis"], float | None]:
     def value(run: "RunAnalysis") -> float | None:
         # A run's cost is known only when every step was priced: a partial sum would understate it.
@@ -42,15 +53,15 @@ def _run_cost(field_name: str) -> Callable[["RunAnalysis"], float | None]:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("input_tokens_per_run", "tokens", "prompt tokens sent over the run",
-           lambda r: r.totals.input_tokens),
+    Metric("input_tokens_per_run", "tokens", "prompt tokens sent over the run (provider's tokens where reported)",
+           _provider_tokens("input_tokens")),
     Metric("output_tokens_per_run", "tokens", "output tokens generated over the run",
            lambda r: r.totals.output_tokens),
     Metric("novel_tokens_per_run", "tokens", "prompt tokens no earlier step had processed",
-           lambda r: r.totals.novel_tokens),
+           _provider_tokens("novel_tokens")),
     Metric("redundant_tokens_per_run", "tokens",
            "prompt tokens that re-process earlier context (prefix reused + repeated)",
-           lambda r: r.totals.prefix_reused_tokens + r.totals.repeated_tokens),
+           lambda r: _provider_tokens("prefix_reused_tokens")(r) + _provider_tokens("repeated_tokens")(r)),
     Metric("redundancy_ratio", "ratio", "redundant / input tokens of the run",
            lambda r: r.totals.redundancy_ratio),
     Metric("cache_gap_tokens_per_run", "tokens",

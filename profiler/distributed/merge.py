@@ -18,11 +18,15 @@ def merge_analyses(parts: Iterable[tuple[Sequence["RunAnalysis"], Sequence[str]]
                    options: "AnalysisOptions", traces: Sequence[str]) -> "Analysis":
     from profiler.analysis import Analysis, Totals
 
+    from profiler.units import calibration_warnings
+
     runs: list[RunAnalysis] = []
     warnings: dict[str, None] = {}
     for part_runs, part_warnings in parts:
         runs.extend(part_runs)
-        warnings.update(dict.fromkeys(part_warnings))
+        # A part's calibration warnings count its own steps; the whole's are computed once below.
+        own = set(calibration_warnings([s for r in part_runs for s in r.steps]))
+        warnings.update(dict.fromkeys(w for w in part_warnings if w not in own))
     steps = [s for r in runs for s in r.steps]
     return Analysis(runs=tuple(runs), totals=Totals.of(steps), options=options,
-                    warnings=tuple(warnings), traces=tuple(traces))
+                    warnings=(*warnings, *calibration_warnings(steps)), traces=tuple(traces))

@@ -65,6 +65,7 @@ class ScenarioStep:
     reported_cached_tokens: int | None
     cost_usd: float | None
     no_cache_cost_usd: float | None
+    what_if: bool = False  # the step's own provider is not the simulated one
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,18 @@ class Scenario:
     no_cache_cost_usd: float | None
     saving_usd: float | None
     steps: tuple[ScenarioStep, ...] = ()
+    unit: str = "provider"  # of every token figure of the row ("provider", "ctxprof" or "mixed")
+    what_if_steps: int = 0  # steps of another provider's model: for them the row is a hypothetical
+
+    @property
+    def label(self) -> str:
+        """The row's name in every report: a rule applied to another provider's model says so."""
+        if self.what_if_steps and self.what_if_steps >= len(self.steps):
+            return f"{self.provider} rules on another provider's model (what-if, simulated)"
+        if self.what_if_steps:
+            return (f"{self.provider} caching rules (simulated; what-if for {self.what_if_steps} step(s) "
+                    "of another provider)")
+        return f"{self.provider} caching rules (simulated)"
 
     @property
     def predicted_cached_share(self) -> float:
@@ -195,10 +208,17 @@ class ReportData:
             "prefix_reused_tokens": t.prefix_reused_tokens,
             "repeated_tokens": t.repeated_tokens,
             "reported_cached_tokens": t.reported_cached_tokens,
+            # The ideal prefix and the gap in the provider's tokens (`profiler.units`), beside `unit`.
+            "ideal_prefix_tokens": t.provider_prefix_reused_tokens,
+            "provider_input_tokens": t.provider_input_tokens,
+            "cache_gap_tokens": t.cache_gap_tokens,
+            "unit": t.unit,
+            "unreliable_steps": t.unreliable_steps,
             "cost_actual_usd": None if self.costs is None else self.costs.actual_usd,
             "cost_redundant_usd": None if self.costs is None else self.costs.redundant_usd,
             "ideal_saving_usd": None if self.costs is None else self.costs.ideal_saving_usd,
             "scenario_saving_usd": {s.provider: s.saving_usd for s in self.simulations},
+            "scenario_what_if": {s.provider: s.what_if_steps > 0 for s in self.simulations},
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -344,14 +364,17 @@ def scenario_from(sim: Any) -> Scenario:
                      input_tokens=int(_get(s, "input_tokens", 0) or 0),
                      predicted_cached_tokens=int(_get(s, "predicted_cached_tokens", 0) or 0),
                      reported_cached_tokens=_get(s, "reported_cached_tokens"),
-                     cost_usd=_get(s, "cost_usd"), no_cache_cost_usd=_get(s, "no_cache_cost_usd"))
+                     cost_usd=_get(s, "cost_usd"), no_cache_cost_usd=_get(s, "no_cache_cost_usd"),
+                     what_if=bool(_get(s, "what_if", False)))
         for s in _get(sim, "steps", ()) or ())
     return Scenario(provider=str(_get(sim, "provider")),
                     input_tokens=int(_get(totals, "input_tokens", 0) or 0),
                     predicted_cached_tokens=int(_get(totals, "predicted_cached_tokens", 0) or 0),
                     reported_cached_tokens=_get(totals, "reported_cached_tokens"),
                     cost_usd=_get(totals, "cost_usd"), no_cache_cost_usd=_get(totals, "no_cache_cost_usd"),
-                    saving_usd=_get(totals, "saving_usd"), steps=steps)
+                    saving_usd=_get(totals, "saving_usd"), steps=steps,
+                    unit=str(_get(totals, "unit", "provider")),
+                    what_if_steps=int(_get(totals, "what_if_steps", 0) or 0))
 
 
 def finding_from(f: Any) -> Finding:

@@ -179,8 +179,9 @@ def render_html(data: ReportData, stream: IO[str], *, cdn: bool = False) -> None
     _scenarios(data, w, figures)
     _matrix(data, w, figures)
     _chart_section(w, "cached", "Provider-reported cached tokens against the ideal",
-                   "The ideal is the reusable prefix (prefix_reused_tokens); the gap is reuse that was "
-                   "available and not taken. Diamonds: each provider's caching rules, simulated.",
+                   "The ideal is the reusable prefix in the provider's tokens (provider_prefix_reused_tokens); "
+                   "the gap is reuse that was available and not taken; a step whose reported cached "
+                   "tokens exceed it is a finding named in the warnings. Diamonds: each provider's caching rules, simulated.",
                    figures, note=_cached_note(data))
     _diagnosis(data, w)
     _steps_table(data, w)
@@ -228,7 +229,9 @@ def _headline(data: ReportData, w: Any) -> None:
     w("<section id=\"headline\"><h2>Summary</h2><div class=\"cards\">")
     w(_card("total tokens", _fmt.tokens(h["total_tokens"]),
             f"{_fmt.tokens(h['input_tokens'])} input + {_fmt.tokens(h['output_tokens'])} output, "
-            f"{h['runs']} run(s), {h['steps']} step(s)"))
+            f"{h['runs']} run(s), {h['steps']} step(s)"
+            + (f"; {_fmt.tokens(h['provider_input_tokens'])} input in the provider's tokens"
+               if h["unit"] != "ctxprof" and h["provider_input_tokens"] != h["input_tokens"] else "")))
     w(_card("redundant share of input", _fmt.pct(h["redundant_share"]),
             f"{_fmt.tokens(h['redundant_tokens'])} tokens: {_fmt.tokens(h['prefix_reused_tokens'])} "
             f"prefix, {_fmt.tokens(h['repeated_tokens'])} repeated"))
@@ -240,11 +243,11 @@ def _headline(data: ReportData, w: Any) -> None:
     else:
         w(_card("redundant context, full price", "-", "prices not available"))
     for sim in data.simulations:
-        w(_card(f"saving, {sim.provider} caching", _fmt.usd(sim.saving_usd),
+        w(_card(f"saving, {sim.label}", _fmt.usd(sim.saving_usd),
                 f"{_fmt.pct(sim.predicted_cached_share)} of input cached (simulated)"))
     if h["reported_cached_tokens"] is not None:
         w(_card("provider-reported cached", _fmt.tokens(h["reported_cached_tokens"]),
-                f"ideal {_fmt.tokens(h['prefix_reused_tokens'])}"))
+                f"ideal {_fmt.tokens(h['ideal_prefix_tokens'])} ({h['unit']} tokens)"))
     w("</div>")
     for section, label in ((SECTION_COSTS, "Costs"), (SECTION_SIMULATIONS, "Cache scenarios"),
                            (SECTION_DIAGNOSIS, "Diagnosis")):
@@ -282,10 +285,10 @@ def _scenarios(data: ReportData, w: Any, figures: dict[str, Any]) -> None:
                      _fmt.usd(None if c.no_cache_usd is None or c.actual_usd is None
                               else c.no_cache_usd - c.actual_usd)))
     for s in data.simulations:
-        rows.append((f"{s.provider} caching rules (simulated)", _fmt.tokens(s.predicted_cached_tokens),
+        rows.append((s.label, _fmt.tokens(s.predicted_cached_tokens),
                      _fmt.usd(s.cost_usd), _fmt.usd(s.saving_usd)))
     if data.costs is not None:
-        rows.append(("ideal prefix cache", _fmt.tokens(data.analysis.totals.prefix_reused_tokens),
+        rows.append(("ideal prefix cache", _fmt.tokens(data.analysis.totals.provider_prefix_reused_tokens),
                      _fmt.usd(data.costs.ideal_usd), _fmt.usd(data.costs.ideal_saving_usd)))
     table = ""
     if rows:

@@ -62,14 +62,17 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
             ["redundant share of input", f"{_fmt.pct(h['redundant_share'])} "
                                          f"({_fmt.tokens(h['prefix_reused_tokens'])} prefix + "
                                          f"{_fmt.tokens(h['repeated_tokens'])} repeated)"]]
+    if h["unit"] != "ctxprof" and h["provider_input_tokens"] != h["input_tokens"]:
+        rows.append([f"input in the provider's tokens ({h['unit']})", _fmt.tokens(h["provider_input_tokens"])])
     if h["reported_cached_tokens"] is not None:
         rows.append(["provider-reported cached", _fmt.tokens(h["reported_cached_tokens"])])
+        rows.append([f"ideal prefix ({h['unit']} tokens)", _fmt.tokens(h["ideal_prefix_tokens"])])
     if data.costs is not None:
         rows += [["spent in all (actual)", _fmt.usd(h["cost_actual_usd"])],
                  ["redundant context at the full input price", _fmt.usd(h["cost_redundant_usd"])],
                  ["saving with an ideal prefix cache", _fmt.usd(h["ideal_saving_usd"])]]
     for s in data.simulations:
-        rows.append([f"saving under {md(s.provider)} caching (simulated)", _fmt.usd(s.saving_usd)])
+        rows.append([f"saving under {md(s.label)}", _fmt.usd(s.saving_usd)])
     out += _table(["figure", "value"], rows, numeric_from=1)
 
     notes = [(label, data.unavailable[sec]) for sec, label in
@@ -86,10 +89,10 @@ def markdown_lines(data: ReportData, *, max_steps: int = MAX_STEP_ROWS, max_runs
         if data.costs is not None:
             srows.append(["no caching", "-", _fmt.usd(data.costs.no_cache_usd), "-"])
         for s in data.simulations:
-            srows.append([f"{md(s.provider)} (simulated)", _fmt.tokens(s.predicted_cached_tokens),
+            srows.append([md(s.label), _fmt.tokens(s.predicted_cached_tokens),
                           _fmt.usd(s.cost_usd), _fmt.usd(s.saving_usd)])
         if data.costs is not None:
-            srows.append(["ideal prefix cache", _fmt.tokens(a.totals.prefix_reused_tokens),
+            srows.append(["ideal prefix cache", _fmt.tokens(h["ideal_prefix_tokens"]),
                           _fmt.usd(data.costs.ideal_usd), _fmt.usd(data.costs.ideal_saving_usd)])
         out += _table(["scenario", "cached tokens", "cost", "saving"], srows)
 

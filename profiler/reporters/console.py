@@ -22,6 +22,8 @@ def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Tabl
     """One rich table per run (one row per step, totals in the footer) and one for the totals."""
     tables = []
     has_cost = any(s.cost_actual_usd is not None for s in analysis.steps)
+    # Beside the provider's cached count, the ideal and the gap in the same (provider) units.
+    has_cached = any(s.reported_cached_tokens is not None for s in analysis.steps)
     for run in analysis.runs:
         label = run.run_id if not run.workflow else f"{run.workflow} / {run.run_id}"
         t = Table(title=f"{label}  ({run.trace})" if run.trace else label, show_footer=True,
@@ -39,8 +41,10 @@ def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Tabl
                  _fmt_int(s.repeated_tokens), _fmt_int(s.novel_tokens), _fmt_int(s.output_tokens),
                  _fmt_int(s.reported_cached_tokens), _fmt_pct(s.redundancy_ratio)]
                 + ([_fmt_cost(s.cost_actual_usd), _fmt_cost(s.cost_redundant_usd)] if has_cost else [])
+                + ([_fmt_int(s.provider_prefix_reused_tokens),
+                    _fmt_int(s.cache_gap_tokens) + ("!" if s.usage_flags else "")] if has_cached else [])
                 for s in run.steps]
-        col = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(12)]
+        col = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(14)]
         num("#", "all", col[0])
         t.add_column("step", footer=f"{tot.steps} steps", no_wrap=True, overflow="ellipsis")
         num("input", _fmt_int(tot.input_tokens), col[2])
@@ -54,6 +58,10 @@ def analysis_table(analysis: Analysis, *, title: str | None = None) -> list[Tabl
         if has_cost:
             num("cost", _fmt_cost(tot.cost_actual_usd), col[10])
             num("redund. $", _fmt_cost(tot.cost_redundant_usd), col[11])
+        if has_cached:
+            at = 12 if has_cost else 10
+            num("ideal (prov.)", _fmt_int(tot.provider_prefix_reused_tokens), col[at])
+            num("gap (prov.)", _fmt_int(tot.cache_gap_tokens), col[at + 1])
         for row in rows:
             t.add_row(*row)
         tables.append(t)
@@ -66,6 +74,16 @@ def totals_line(totals: Totals, runs: int) -> str:
             f"{reused:,} of them ({totals.redundancy_ratio:.1%}) re-process earlier context "
             f"({totals.prefix_reused_tokens:,} as a reusable prefix, {totals.repeated_tokens:,} repeated "
             f"elsewhere)")
+    if totals.unit != "ctxprof" and totals.provider_input_tokens != totals.input_tokens:
+        line += (f". In the provider's tokens{' (some steps uncalibrated)' if totals.unit == 'mixed' else ''}: "
+                 f"{totals.provider_input_tokens:,} input, {totals.provider_prefix_reused_tokens:,} "
+                 "reusable prefix")
+    if totals.cache_gap_tokens is not None:
+        line += (f"; cache gap {totals.cache_gap_tokens:,} reusable tokens not served from cache "
+                 f"({totals.unit} units)")
+    if totals.unreliable_steps:
+        line += (f"; {totals.unreliable_steps} step(s) with contradictory usage left out of the ideal "
+                 "and gap")
     if totals.cost_actual_usd is not None:
         line += (f". Spent {_fmt_cost(totals.cost_actual_usd)} (no cache: "
                  f"{_fmt_cost(totals.cost_no_cache_usd)}, ideal prefix cache: "
@@ -76,7 +94,9 @@ def totals_line(totals: Totals, runs: int) -> str:
 
 LEGEND = ("prefix: prefix_reused_tokens (an ideal prefix cache could skip them); block: the same in "
           "whole blocks; repeated: repeated_tokens (seen before, outside the prefix); cached: what the "
-          "provider reported as cache hits; redund.: (prefix + repeated) / input")
+          "provider reported as cache hits; redund.: (prefix + repeated) / input; ideal (prov.) and "
+          "gap (prov.): the reusable prefix and the reuse not served from cache, in the provider's "
+          "tokens (docs/metrics.md); !: usage contradicts the content (left out of the gap total)")
 
 
 def print_analysis(analysis: Analysis, console: Console) -> None:

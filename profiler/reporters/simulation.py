@@ -25,7 +25,8 @@ def provider_table(sim: ProviderSimulation) -> Table:
     models = sorted({s.model or "-" for s in sim.steps})
     several_models = len(models) > 1
     single_run = len({s.run_id for s in sim.steps}) == 1
-    title = f"{sim.provider} prompt cache"
+    title = f"{sim.provider} prompt cache" + (" (what-if: another provider's model)"
+                                              if t.what_if_steps else "")
     if isinstance(ttl, (int, float)):
         title += f", ttl {ttl:g} s"
     if not several_models and models:
@@ -58,15 +59,24 @@ def provider_table(sim: ProviderSimulation) -> Table:
             row.append(_fmt_int(s.reported_cached_tokens))
         row += [_fmt_cost(s.cost_usd), _fmt_cost(s.no_cache_cost_usd)]
         table.add_row(*row)
-    table.caption = ("cached / written: predicted cache reads / writes in tokens"
+    table.caption = (f"tokens in {_unit_words(t.unit)}; cached / written: predicted cache reads / writes"
                      + ("; reported: cached tokens the provider reported" if has_reported else ""))
     return table
+
+
+def _unit_words(unit: str) -> str:
+    return {"provider": "the provider's units", "ctxprof": "ctxprof's stand-in tokenizer's units",
+            }.get(unit, "mixed units (some steps lack a reported input count)")
 
 
 def provider_summary(sim: ProviderSimulation) -> str:
     t = sim.totals
     line = (f"{sim.provider}: {t.predicted_cached_tokens:,} of {t.input_tokens:,} input tokens "
-            f"({t.predicted_hit_rate:.1%}) predicted cached over {t.steps} step(s)")
+            f"({t.predicted_hit_rate:.1%}) predicted cached over {t.steps} step(s), in "
+            f"{_unit_words(t.unit)}")
+    if t.what_if_steps:
+        line = (f"what-if: {t.what_if_steps} of {t.steps} step(s) are another provider's model, so this "
+                "is a hypothetical, not a saving. " + line)
     if t.reported_cached_tokens is not None:
         line += f"; the provider reported {t.reported_cached_tokens:,} cached over {t.reported_steps} step(s)"
     if t.cost_usd is not None and t.no_cache_cost_usd is not None and t.saving_usd is not None:
