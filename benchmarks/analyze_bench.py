@@ -19,6 +19,9 @@ are repeated until they take at least --min-seconds, so their figures are stable
 3. Workload shapes, in process: per-token time of `analyze` relative to the smallest size of each
    shape (flat <= 1.3x is linear): many runs sharing a system prompt in global scope; sliding-window,
    growing-history, best-of-N and tree-search runs at growing depth. Max RSS is printed beside.
+4. Index memory: bytes per distinct 16-token block held by the analyzer's index (traced
+   allocations, prefix entries and repeated-window entries together) beside the block's own 16 prefix
+   hashes (128 bytes).
 """
 
 from __future__ import annotations
@@ -288,6 +291,32 @@ def main() -> None:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{kind:<10} {size:>7,} {result.totals.input_tokens:>14,} {t:>7.2f} s {tokens / t:>11,.0f} "
                   f"{per_token / base:>22.2f}x {rss:>6,.0f} MiB", flush=True)
+    index_memory()
+
+
+def index_memory() -> None:
+    """Bytes the reuse index allocates per distinct block: 200 steps of a sliding 8,000-token window
+    of random tokens (every step a new prefix chain, the worst case for prefix entries)."""
+    import tracemalloc
+
+    from profiler.reuse import ReuseIndex, namespace_salt
+
+    rng = np.random.default_rng(1)
+    history, seqs = rng.integers(0, 200_000, 2000), []
+    for _ in range(200):
+        history = np.concatenate([history, rng.integers(0, 200_000, 400)])
+        seqs.append(history[-8000:].copy())
+    index = ReuseIndex(32)
+    hashed = [index.hashes(s, namespace_salt("bench")) for s in seqs]
+    tracemalloc.start()
+    for i, h in enumerate(hashed):
+        index.insert(h, i, index.match(int(h.mixed.size), h))
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    blocks = len(index._prefixes)
+    print(f"\nindex memory: {held / blocks:,.0f} bytes per distinct 16-token block "
+          f"({held / 2**20:,.0f} MiB for {blocks:,} blocks and {len(index._windows):,} windows), "
+          f"{held / blocks / 128:.1f}x the block's own 16 prefix hashes (128 bytes)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "analyze": ("profiler.analysis", "analyze"),
     "profile": ("profiler.profile", "profile"),
     "Profile": ("profiler.profile", "Profile"),
+    "analyze_each_run": ("profiler.analysis", "analyze_each_run"),
+    "iter_run_traces": ("profiler.trace.io", "iter_run_traces"),
     "import_sources": ("profiler.importers.registry", "import_sources"),
     "apply_prices": ("profiler.cost", "apply_prices"),
     "PriceTable": ("profiler.pricing", "PriceTable"),
@@ -57,9 +59,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = ["Baseline", "Budgets", "CheckFailed", "ConfigError", "PriceTable", "Pricing", "Profile",
            "ProfileOptions", "ProfilerError", "Run", "Step", "Trace", "TraceFormatError",
-           "__version__", "analyze", "apply_prices", "check", "cuda_timer", "diagnose", "figures",
-           "import_sources", "load_trace", "load_traces", "make_baseline", "parse_capacity",
-           "profile", "record", "render", "replay", "report", "simulate_engine", "simulate_provider",
+           "__version__", "analyze", "analyze_each_run", "apply_prices", "check", "cuda_timer",
+           "diagnose", "figures", "import_sources", "iter_run_traces", "load_trace", "load_traces",
+           "make_baseline", "parse_capacity", "profile", "record", "render", "replay", "report",
+           "simulate_engine", "simulate_provider",
            "step", "timed_generate"]
 
 

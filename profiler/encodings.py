@@ -102,6 +102,65 @@ def _place_in_tiktoken_cache(name: str, data: bytes) -> None:
                              f"({e}); set TIKTOKEN_CACHE_DIR to a writable folder") from None
 
 
+def _ctxprof_cache_dir() -> Path:
+    base = os.environ.get("CTXPROF_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    path = Path(base) / "ctxprof" if base and "CTXPROF_CACHE_DIR" not in os.environ else (
+        Path(base) if base else Path.home() / ".cache" / "ctxprof")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / "ctxprof-cache"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+
+
+# Parsing an encoding file (200k base64 lines) took about half of loading an encoding, which was a
+# third of `ctxprof analyze` on a small trace. The parsed ranks are kept in ctxprof's cache directory
+# as a marshal blob named by the source file's sha256 and preceded by the blob's own sha256, checked
+# on every load (a damaged or foreign file is ignored and rewritten).
+_PARSED_FORMAT = 1
+
+
+def _parsed_path(name: str) -> Path:
+    expected = TIKTOKEN_FILES[name][1]
+    return _ctxprof_cache_dir() / "tiktoken-parsed" / f"{name}-{expected[:24]}.v{_PARSED_FORMAT}.marshal"
+
+
+def _load_parsed(name: str) -> Any:
+    import marshal
+
+    import tiktoken
+
+    try:
+        blob = _parsed_path(name).read_bytes()
+        digest, payload = blob[:64].decode("ascii"), blob[64:]
+        if _sha256(payload) != digest:
+            return None
+        fields = marshal.loads(payload)
+        return tiktoken.Encoding(fields["name"], pat_str=fields["pat_str"],
+                                 mergeable_ranks=fields["mergeable_ranks"],
+                                 special_tokens=fields["special_tokens"])
+    except (OSError, ValueError, EOFError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+
+
+def _store_parsed(name: str, enc: Any) -> None:
+    import marshal
+
+    try:
+        payload = marshal.dumps({"name": enc.name, "pat_str": enc._pat_str,
+                                 "mergeable_ranks": enc._mergeable_ranks,
+                                 "special_tokens": enc._special_tokens})
+        target = _parsed_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_sha256(payload).encode("ascii") + payload)
+        os.replace(tmp, target)
+    except (OSError, AttributeError, ValueError):
+        pass  # a cache we cannot write only costs the next run the parse
+
+
 class EncodingCache:
     """Loaded encodings by name, each loaded once (thread-safe); see the module docstring."""
 
@@ -117,10 +176,14 @@ class EncodingCache:
                 raise TokenizerError(f"unknown encoding {name!r}; use one of {', '.join(TIKTOKEN_FILES)}")
             import tiktoken
 
-            if not _cached_in_tiktoken(name):
-                _place_in_tiktoken_cache(name, _bpe_openai_file(name))
-            # tiktoken reads (and re-verifies) the file from its cache directory: no download.
-            encoding = self._loaded[name] = tiktoken.get_encoding(name)
+            encoding = _load_parsed(name)
+            if encoding is None:
+                if not _cached_in_tiktoken(name):
+                    _place_in_tiktoken_cache(name, _bpe_openai_file(name))
+                # tiktoken reads (and re-verifies) the file from its cache directory: no download.
+                encoding = tiktoken.get_encoding(name)
+                _store_parsed(name, encoding)
+            self._loaded[name] = encoding
             return encoding
 
 

@@ -76,29 +76,39 @@ class _Block:
     def __init__(self, source: int, base: int) -> None:
         self.source = source  # ordinal of the step that first reached this prefix
         self.base = base  # the prefix's own hash (0 for the empty prefix)
-        self.conts: dict[bytes, int] = {}
+        # Most blocks are followed by one continuation only: it is kept as a (bytes, step) pair, and a
+        # dict is made for the second (a dict of one entry cost ~180 bytes per distinct block).
+        self.conts: tuple[bytes, int] | dict[bytes, int] | None = None
         self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
 
-    def add(self, cont: np.ndarray, hashes: np.ndarray, ordinal: int) -> None:
-        """`cont`: the mixed tokens after the prefix (<= _G); `hashes`: their prefix hashes."""
-        if not cont.size:
+    def add(self, key: bytes, hashes: np.ndarray, ordinal: int) -> None:
+        """`key`: the mixed tokens after the prefix (<= _G) as bytes; `hashes`: their prefix hashes."""
+        conts = self.conts
+        if not key:
             return
-        key = cont.tobytes()
-        if key in self.conts:
+        if conts is None:
+            self.conts = (key, ordinal)
             return
-        self.conts[key] = ordinal
+        if type(conts) is tuple:
+            if conts[0] == key:
+                return
+            conts = self.conts = {conts[0]: conts[1]}
+        elif key in conts:
+            return
+        conts[key] = ordinal
         if self.fine is not None:
             _consume(map(self.fine.setdefault, hashes.tolist(), repeat(ordinal)))
-        elif len(self.conts) > _FINE_AFTER:
+        elif len(conts) > _FINE_AFTER:
             self.fine = {}
             # Earlier continuations' hashes are recomputed from their tokens (only when switching).
-            for c, source in self.conts.items():
+            for c, source in conts.items():
                 hashes_c = rolling_extend(self.base, np.frombuffer(c, dtype=_U64))
                 _consume(map(self.fine.setdefault, hashes_c, repeat(source)))
 
     def extend(self, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
         """Longest common prefix of `block` (mixed tokens) with any continuation, and its source."""
-        if not block.size or not self.conts:
+        conts = self.conts
+        if not block.size or conts is None:
             return 0, None
         if self.fine is not None:
             fine = self.fine
@@ -111,8 +121,11 @@ class _Block:
                     hi = mid - 1
             return lo, (fine[int(hashes[lo - 1])] if lo else None)
         raw = block.tobytes()
+        if type(conts) is tuple:
+            n = _common_tokens(raw, conts[0])
+            return (n, conts[1]) if n else (0, None)
         best, source = 0, None
-        for cont, src in self.conts.items():
+        for cont, src in conts.items():
             n = _common_tokens(raw, cont)
             if n > best:
                 best, source = n, src
@@ -225,13 +238,21 @@ class ReuseIndex:
         n = int(h.mixed.size)
         if self._root is None:
             self._root = _Block(ordinal, 0)
-        for m in range(reused_prefix // _G, n // _G + 1):
-            node = self._block(m, h)
-            if node is None:
-                node = _Block(ordinal, int(h.prefix[m * _G - 1]))
-                self._prefixes.insert([int(h.prefix[m * _G - 1])], node)
-            end = min(n, m * _G + _G)
-            node.add(h.mixed[m * _G: end], h.prefix[m * _G: end], ordinal)
+        # One conversion per sequence (block-end keys as ints, tokens as bytes), not per block.
+        entries, prefix = self._prefixes.entries(), h.prefix
+        raw = h.mixed.tobytes()
+        first = reused_prefix // _G
+        ends = prefix[max(first, 1) * _G - 1::_G].tolist()
+        for m in range(first, n // _G + 1):
+            if m == 0:
+                node = self._root
+            else:
+                key = ends[m - max(first, 1)]
+                node = entries.get(key)
+                if node is None:
+                    node = entries[key] = _Block(ordinal, key)
+            start, end = m * _G, min(n, m * _G + _G)
+            node.add(raw[start * 8: end * 8], prefix[start:end], ordinal)
 
     @property
     def size(self) -> int:

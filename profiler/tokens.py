@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from profiler.chat import (render_content, render_message_body, render_response_format, render_tools,
+from profiler.chat import (render_message_body, render_response_format, render_tools,
                            role_header)
 from profiler.encodings import DEFAULT_ENCODING, EncodingCache, default_encodings, encoding_for_model
 from profiler.errors import TokenizerError
@@ -173,6 +173,17 @@ class StepTokenizer:
         self._last: OrderedDict[tuple[str, str], tuple[list[Any], list[int], np.ndarray]] = OrderedDict()
         self.approximate_models: set[str] = set()
         self.texts_tokenized = 0  # distinct pieces actually sent to a tokenizer (for tests/benchmarks)
+
+    def memo_size(self) -> int:
+        """How many distinct texts and message blocks are memoized."""
+        return len(self._memo) + len(self._blocks)
+
+    def forget(self) -> None:
+        """Drop the memoized texts and message blocks (loaded tokenizers are kept): a long stream of
+        runs bounds its memory with it, at the cost of tokenizing a text seen before again."""
+        self._memo.clear()
+        self._blocks.clear()
+        self._last.clear()
 
     def _by_model(self, step: Step) -> TextTokenizer:
         named = step.prompt.tokenizer

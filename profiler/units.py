@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from profiler.tokens import encoding_for_model
+from profiler.encodings import encoding_for_model
 
 if TYPE_CHECKING:
     from profiler.analysis import Analysis, StepMetrics

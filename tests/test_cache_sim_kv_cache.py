@@ -259,6 +259,28 @@ def test_bounded_lru_matches_the_stack_oracle_and_is_monotonic(steps, block_size
     assert hits == sorted(hits) and hits[-1] <= sim.ideal_hit_tokens
 
 
+@settings(max_examples=150, deadline=None)
+@given(_steps, st.integers(1, 4), st.lists(st.integers(0, 12), min_size=1, max_size=4))
+def test_lru_sweep_equals_serving_each_request_through_the_generic_index(steps, block_size, capacity_blocks):
+    # GIVEN random steps and capacities (some smaller than a request)
+    trace = make_trace(_sequences(steps))
+    tok = StepTokenizer()
+    blocks = [step_blocks(s, tok, block_size) for s in trace.steps]
+    # WHEN the simulator sweeps them (one tight loop per cache)
+    sim = simulate_engine(trace, [c * block_size for c in capacity_blocks], block_size=block_size)
+    # THEN every figure equals serving each request through `KVBlockCache.serve` with `LRUPolicy`
+    for c, result in zip(capacity_blocks, sim.results):
+        cache, hit = KVBlockCache(c, LRUPolicy()), 0
+        hit_blocks = saved = 0
+        for sb in blocks:
+            m = min(cache.match_prefix(sb.hashes), sb.prompt_blocks)
+            tokens = min(m * sb.block_size, sb.prompt_tokens)
+            hit, hit_blocks, saved = hit + tokens, hit_blocks + m, saved + min(tokens, max(sb.prompt_tokens - 1, 0))
+            cache.insert(sb.hashes)
+        assert (result.hit_tokens, result.hit_blocks, result.prefill_tokens_saved, result.evicted_blocks) == (
+            hit, hit_blocks, saved, cache.evicted_blocks)
+
+
 # --- real data --------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not MOONCAKE.exists(), reason="../shared/data/mooncake is not present")

@@ -80,8 +80,9 @@ def test_planted_text_never_reaches_a_content_free_trace(server: FakeLLMServer, 
     # THEN the command line's key is never written, and the script is named by its file only
     assert ARGV_SECRET not in trace and "--api-key" not in trace
     assert '"script":"agent.py"' in trace
+    # "4111-1111", not "4111": four digits alone turn up by chance in hashes, ids and timestamps.
     planted = (PROMPT_SECRET.split()[0], *SETTING_SECRETS, ERROR_SECRET.split()[0],
-               ATTRIBUTE_SECRET, "4111")
+               ATTRIBUTE_SECRET, "4111-1111")
     found = [p for p in planted if p in trace]
     assert UNRECORDED_SECRET not in trace
     if content == "text":

@@ -30,6 +30,7 @@ def test_bpe_openai_fallback_verifies_the_hash(tmp_path, monkeypatch):
     from profiler import encodings
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
+    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))  # no parsed copy either
     # WHEN the encoding is loaded through a cache object of this test's own
     enc = EncodingCache().get("cl100k_base")
     # THEN it works, the file it placed in tiktoken's cache has the sha256 tiktoken expects, and the
@@ -41,17 +42,42 @@ def test_bpe_openai_fallback_verifies_the_hash(tmp_path, monkeypatch):
     assert os.environ["TIKTOKEN_CACHE_DIR"] == str(tmp_path / "tiktoken-cache")
 
 
+def test_parsed_ranks_are_cached_verified_and_a_damaged_cache_is_rewritten(tmp_path, monkeypatch):
+    # GIVEN an empty ctxprof cache
+    from profiler import encodings
+
+    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))
+    # WHEN the encoding is loaded twice, by two cache objects (the second time from the parsed cache)
+    first = EncodingCache().get("cl100k_base")
+    parsed = encodings._parsed_path("cl100k_base")
+    assert parsed.exists()
+    second = EncodingCache().get("cl100k_base")
+    # THEN both encode alike
+    text = "redundant context <|endoftext|> ünïcode"
+    assert second.encode(text, allowed_special="all") == first.encode(text, allowed_special="all")
+    assert second.n_vocab == first.n_vocab
+    # AND a damaged cache file is ignored (its hash fails) and rewritten
+    blob = parsed.read_bytes()
+    parsed.write_bytes(blob[:64] + blob[64:-10] + b"0123456789")
+    assert encodings._load_parsed("cl100k_base") is None
+    assert EncodingCache().get("cl100k_base").encode(text, allowed_special="all") == first.encode(
+        text, allowed_special="all")
+    assert parsed.read_bytes() == blob
+
+
 def test_a_corrupt_bpe_file_is_refused(tmp_path, monkeypatch):
     from profiler import encodings
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))
     monkeypatch.setitem(encodings.TIKTOKEN_FILES, "cl100k_base", ("https://example.invalid/x", "0" * 64))
     with pytest.raises(TokenizerError, match="sha256"):
         EncodingCache().get("cl100k_base")
 
 
-def test_tiktoken_caching_switched_off_is_a_clear_error(monkeypatch):
+def test_tiktoken_caching_switched_off_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    monkeypatch.setenv("CTXPROF_CACHE_DIR", str(tmp_path / "ctxprof-cache"))
     with pytest.raises(TokenizerError, match="TIKTOKEN_CACHE_DIR is empty"):
         EncodingCache().get("cl100k_base")
 

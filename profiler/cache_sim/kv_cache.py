@@ -30,6 +30,8 @@ on wall-clock time: recency is the step's position in the replay. Costs are line
 of tokens (each step's tokens are hashed once per step, each block is inserted and evicted at most
 once per insertion). The cache is the shared `profiler.prefix.PrefixIndex`: LRU eviction is O(1) per
 block (leaf-only LRU is plain LRU over blocks, see `profiler.prefix.index`), FIFO a heap of leaves.
+An LRU sweep hashes every step once, then replays the hashes through each capacity's cache in one
+tight loop per cache (`_LRUSweep`), within a small factor of a bare OrderedDict LRU.
 """
 
 from __future__ import annotations
@@ -206,6 +208,68 @@ class _Tally:
         self.saved += min(hit, max(blocks.prompt_tokens - 1, 0))
 
 
+class _LRUSweep:
+    """Every capacity of a sweep under LRU, one cache at a time: the steps' block hashes are collected
+    in order (`step`), then each cache replays all of them in one tight loop over its ordered dict
+    (`close`) doing what `PrefixIndex.serve` with `LRUPolicy` does (deepest new block first, the
+    request's head most recent, least recent evicted first, never more than the capacity, never the
+    request's own blocks). One cache at a time keeps its dict hot in the CPU cache and drops the
+    half-dozen method calls per cache and request that made a sweep twice a bare OrderedDict LRU.
+    Tests compare it with the generic `serve` path and with a stack-distance LRU oracle."""
+
+    def __init__(self, caches: list[tuple[KVBlockCache, _Tally]]) -> None:
+        self.caches = caches
+        self.hashes: list[Sequence[BlockHash]] = []
+        self.shape: list[tuple[int, int, int]] = []  # (prompt blocks, prompt tokens, block size)
+
+    def step(self, blocks: StepBlocks) -> None:
+        self.hashes.append(blocks.hashes)
+        self.shape.append((blocks.prompt_blocks, blocks.prompt_tokens, blocks.block_size))
+
+    def close(self) -> None:
+        if not self.shape:
+            return
+        pb, pt, bs = (np.asarray(col, dtype=np.int64) for col in zip(*self.shape))
+        for cache, tally in self.caches:
+            matched = np.asarray(self._replay(cache), dtype=np.int64)
+            blocks = np.minimum(matched, pb)
+            hit = np.minimum(blocks * bs, pt)
+            tally.hit_tokens += int(hit.sum())
+            tally.hit_blocks += int(blocks.sum())
+            tally.saved += int(np.minimum(hit, np.maximum(pt - 1, 0)).sum())
+
+    def _replay(self, cache: KVBlockCache) -> list[int]:
+        entries, cap, out = cache._entries, cache.capacity, []
+        record = out.append
+        if cap is None:
+            for hashes in self.hashes:
+                n, m = len(hashes), 0
+                while m < n and hashes[m] in entries:
+                    m += 1
+                record(m)
+                for h in hashes[m:]:
+                    entries[h] = None
+            return out
+        move, pop, evicted = entries.move_to_end, entries.popitem, 0  # type: ignore[attr-defined]
+        for hashes in self.hashes:
+            n, m = len(hashes), 0
+            while m < n and hashes[m] in entries:
+                m += 1
+            record(m)
+            for h in reversed(hashes[m:n if n <= cap else (cap if cap > m else m)]):
+                entries[h] = None
+            if m:
+                for h in reversed(hashes[:m]):
+                    move(h)
+            over = len(entries) - cap
+            if over > 0:
+                evicted += over
+                for _ in range(over):
+                    pop(False)
+        cache.evicted += evicted
+        return out
+
+
 def _prehash_chained(steps: Sequence[Step], bs: int) -> dict[int, StepBlocks]:
     """The blocks of every content-free step with chained ids, hashed in one pass per namespace."""
     groups: dict[str, list[Step]] = {}
@@ -255,6 +319,7 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
     ideal_tally, tallies = _Tally(), [_Tally() for _ in capacities]
     caches = list(zip([ideal, *bounded], [ideal_tally, *tallies]))
     prehashed = _prehash_chained(steps, bs)
+    lru_sweep = _LRUSweep(caches) if policy == "lru" else None
     total_tokens = total_blocks = skipped = simulated = 0
     for step in steps:
         blocks = prehashed.pop(id(step), None) or step_blocks(step, tok, bs)
@@ -266,12 +331,17 @@ def simulate_engine(traces: Trace | Iterable[Trace], capacities: list[int | None
         total_blocks += blocks.prompt_blocks
         hashes = blocks.hashes
         prompt_blocks = blocks.prompt_blocks
-        for cache, tally in caches:
-            matched = cache.match_scan(hashes)
-            tally.add(blocks, min(matched, prompt_blocks))
-            cache.serve(hashes, matched=matched)
+        if lru_sweep is not None:
+            lru_sweep.step(blocks)
+        else:
+            for cache, tally in caches:
+                matched = cache.match_scan(hashes)
+                tally.add(blocks, min(matched, prompt_blocks))
+                cache.serve(hashes, matched=matched)
         if progress is not None:
             progress(1, blocks.prompt_tokens)
+    if lru_sweep is not None:
+        lru_sweep.close()
     if skipped:
         warnings.append(f"{skipped} LLM step(s) have no prompt content to hash and were left out")
 

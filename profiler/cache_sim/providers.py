@@ -64,7 +64,6 @@ from profiler.trace.model import Step, Trace, ordered_llm_steps
 from profiler.units import (STAND_IN_RATIO_BOUNDS, UNIT_CTXPROF, UNIT_PROVIDER, counts_are_providers,
                             rendering_is_approximate)
 
-PROVIDERS = ("openai", "anthropic", "gemini", "deepseek")
 SIMULATION_SCHEMA = "ctxprof.provider-simulation/2"
 # Grain of prefix matching in ctxprof's tokens where they stand in for the provider's: the match is
 # scaled to provider units before the provider's chunk is applied, so this only bounds the rounding.
@@ -105,16 +104,6 @@ def _auto_rule(provider: str, model: str | None = None) -> _AutoRule:
     row = rule_for(provider, model)
     assert row.ttl_s is not None
     return _AutoRule(granularity=row.chunk_tokens, min_tokens=row.min_tokens, ttl_s=row.ttl_s)
-
-
-_AUTO_RULES = {provider: _auto_rule(provider) for provider in ("openai", "gemini", "deepseek")}
-
-_OPTIONS = {
-    "openai": {"min_tokens", "chunk_tokens"},
-    "gemini": {"min_tokens", "chunk_tokens"},
-    "deepseek": {"min_tokens", "chunk_tokens"},
-    "anthropic": {"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"},
-}
 
 
 @dataclass(frozen=True)
@@ -466,54 +455,163 @@ def _price_cost(price: ModelPrice | None, *, uncached: int, read: int, writes: l
     return total / 1_000_000.0
 
 
+class ProviderCache:
+    """One provider's prompt-cache rules, and the cache state they keep over one simulation: the
+    strategy `simulate_provider` replays steps against. `request` serves one prompt (its prefix hashes
+    in ctxprof's tokens, `scale` to the provider's units) and returns the tokens read from the cache
+    and the (tokens written, ttl_s) of each write; `effective` are the rules in force (the result's
+    options); `warnings()` what the rules refused."""
+
+    option_names: frozenset[str] = frozenset()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.effective: dict[str, Any] = {}
+
+    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer, now: float,
+                *, scale: float, prompt_units: int | None, exact: bool
+                ) -> tuple[int, list[tuple[int, float]]]:
+        raise NotImplementedError
+
+    def warnings(self) -> list[str]:
+        return []
+
+
+class AutoPrefixProviderCache(ProviderCache):
+    """Automatic prefix caching (openai, deepseek): one rule (`provider_rules`) for every model, or
+    the `min_tokens` / `chunk_tokens` / `ttl_s` given."""
+
+    option_names = frozenset({"min_tokens", "chunk_tokens"})
+
+    def __init__(self, name: str, *, ttl_s: float | None = None, min_tokens: int | None = None,
+                 chunk_tokens: int | None = None) -> None:
+        super().__init__(name)
+        base = _auto_rule(name)
+        self.min_override = min_tokens
+        self.chunk_override = chunk_tokens
+        self.rule = _AutoRule(granularity=base.granularity if chunk_tokens is None else chunk_tokens,
+                              min_tokens=base.min_tokens if min_tokens is None else min_tokens,
+                              ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
+        self._caches: dict[str, _AutoPrefixCache] = {}
+        self.effective = {"ttl_s": self.rule.ttl_s, "granularity_tokens": self.rule.granularity,
+                          "min_tokens": self.rule.min_tokens}
+
+    def model_rule(self, model: str | None) -> _AutoRule:
+        return self.rule
+
+    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer, now: float,
+                *, scale: float, prompt_units: int | None, exact: bool
+                ) -> tuple[int, list[tuple[int, float]]]:
+        cache = self._caches.get(model_key)
+        if cache is None:
+            rule = self.model_rule(step.model)
+            # Where ctxprof's tokens stand in for the provider's, match at a fine grain and round to
+            # the provider's chunk after scaling (see the module docstring).
+            cache = self._caches[model_key] = _AutoPrefixCache(
+                rule, None if exact else min(FINE_GRAIN_TOKENS, rule.granularity))
+        return cache.request(hashes, now, scale=scale, prompt_units=prompt_units), []
+
+
+class GeminiProviderCache(AutoPrefixProviderCache):
+    """Gemini implicit caching: as the automatic prefix caches, with the minimum and chunk of each
+    model (`GEMINI_MIN_TOKENS`, `gemini_chunk_tokens`) unless given."""
+
+    def __init__(self, name: str, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.effective["min_tokens"] = self.min_override  # None: the per-model table applies
+
+    def model_rule(self, model: str | None) -> _AutoRule:
+        rule = self.rule
+        if self.min_override is None:
+            rule = replace(rule, min_tokens=gemini_min_tokens(model))
+        if self.chunk_override is None:
+            rule = replace(rule, granularity=gemini_chunk_tokens(model))
+        return rule
+
+
+class AnthropicProviderCache(ProviderCache):
+    """Explicit `cache_control` breakpoints (see the module docstring); a step with more marks than
+    the API accepts is served uncached and reported."""
+
+    option_names = frozenset({"min_tokens", "auto_breakpoints", "max_breakpoints", "lookback_blocks"})
+
+    def __init__(self, name: str, *, ttl_s: float | None = None, min_tokens: int | None = None,
+                 auto_breakpoints: bool = False, max_breakpoints: int = ANTHROPIC_MAX_BREAKPOINTS,
+                 lookback_blocks: int = ANTHROPIC_LOOKBACK_BLOCKS) -> None:
+        super().__init__(name)
+        self.default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
+        self.auto = bool(auto_breakpoints)
+        self.max_marks = int(max_breakpoints)
+        self.lookback = int(lookback_blocks)
+        self.min_override = min_tokens
+        self._caches: dict[str, _AnthropicCache] = {}
+        self._refused: list[str] = []
+        self.effective = {"ttl_s": self.default_ttl, "auto_breakpoints": self.auto,
+                          "max_breakpoints": self.max_marks, "lookback_blocks": self.lookback,
+                          "min_tokens": min_tokens}
+
+    def request(self, step: Step, hashes: np.ndarray, model_key: str, tok: StepTokenizer, now: float,
+                *, scale: float, prompt_units: int | None, exact: bool
+                ) -> tuple[int, list[tuple[int, float]]]:
+        min_tokens = self.min_override if self.min_override is not None else anthropic_min_tokens(step.model)
+        marks, boundaries = anthropic_breakpoints(step, tok, default_ttl_s=self.default_ttl, auto=self.auto)
+        if len(marks) > self.max_marks:
+            self._refused.append(f"{step.run_id}/{step.step_id} ({len(marks)} marks)")
+            return 0, []
+        cache = self._caches.setdefault(model_key, _AnthropicCache(self.lookback))
+        return cache.request(hashes, marks, boundaries, min_tokens, now, scale)
+
+    def warnings(self) -> list[str]:
+        if not self._refused:
+            return []
+        return [f"{len(self._refused)} step(s) have more than {self.max_marks} cache_control marks, "
+                f"which the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. "
+                f"{self._refused[0]})"]
+
+
+# One strategy per provider cache.
+PROVIDER_CACHES: dict[str, type[ProviderCache]] = {
+    "openai": AutoPrefixProviderCache,
+    "anthropic": AnthropicProviderCache,
+    "gemini": GeminiProviderCache,
+    "deepseek": AutoPrefixProviderCache,
+}
+PROVIDERS = tuple(PROVIDER_CACHES)
+
+
+def provider_cache(provider: str, *, ttl_s: float | None = None, **options: Any) -> ProviderCache:
+    """The cache strategy of `provider` with `options` checked (a `ConfigError` names what is wrong)."""
+    provider = provider.lower()
+    if provider not in PROVIDER_CACHES:
+        raise ConfigError(f"unknown provider cache {provider!r}; use one of {', '.join(PROVIDERS)}")
+    cls = PROVIDER_CACHES[provider]
+    unknown = set(options) - cls.option_names
+    if unknown:
+        raise ConfigError(f"option(s) {', '.join(sorted(unknown))} do not apply to the {provider} "
+                          f"cache; it takes {', '.join(sorted(cls.option_names))}")
+    if ttl_s is not None and (not math.isfinite(ttl_s) or ttl_s <= 0):
+        raise ConfigError(f"--ttl must be a positive number of seconds, got {ttl_s}")
+    for name in ("min_tokens", "chunk_tokens"):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return cls(provider, ttl_s=ttl_s, **options)
+
+
 def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices: PriceTable | None = None,
                       tokenizer: StepTokenizer | None = None, ttl_s: float | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       **options: Any) -> ProviderSimulation:
     """Replay `traces` against one provider's prompt cache (rules in the module docstring)."""
-    provider = provider.lower()
-    if provider not in PROVIDERS:
-        raise ConfigError(f"unknown provider cache {provider!r}; use one of {', '.join(PROVIDERS)}")
-    unknown = set(options) - _OPTIONS[provider]
-    if unknown:
-        raise ConfigError(f"option(s) {', '.join(sorted(unknown))} do not apply to the {provider} "
-                          f"cache; it takes {', '.join(sorted(_OPTIONS[provider]))}")
-    if ttl_s is not None and (not math.isfinite(ttl_s) or ttl_s <= 0):
-        raise ConfigError(f"--ttl must be a positive number of seconds, got {ttl_s}")
+    cache = provider_cache(provider, ttl_s=ttl_s, **options)
+    provider = cache.name
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
     table = prices if prices is not None else PriceTable.default()
-    min_override = options.get("min_tokens")
-    if min_override is not None and (not isinstance(min_override, int) or min_override < 1):
-        raise ConfigError(f"min_tokens must be a positive integer, got {min_override!r}")
-    chunk_override = options.get("chunk_tokens")
-    if chunk_override is not None and (not isinstance(chunk_override, int) or chunk_override < 1):
-        raise ConfigError(f"chunk_tokens must be a positive integer, got {chunk_override!r}")
-
-    if provider == "anthropic":
-        default_ttl = ttl_s if ttl_s is not None else ANTHROPIC_TTL_S["5m"]
-        auto = bool(options.get("auto_breakpoints", False))
-        max_marks = int(options.get("max_breakpoints", ANTHROPIC_MAX_BREAKPOINTS))
-        lookback = int(options.get("lookback_blocks", ANTHROPIC_LOOKBACK_BLOCKS))
-        anthropic_caches: dict[str, _AnthropicCache] = {}
-        effective: dict[str, Any] = {"ttl_s": default_ttl, "auto_breakpoints": auto,
-                                     "max_breakpoints": max_marks, "lookback_blocks": lookback,
-                                     "min_tokens": min_override}
-    else:
-        base = _AUTO_RULES[provider]
-        rule = _AutoRule(granularity=base.granularity if chunk_override is None else chunk_override,
-                         min_tokens=base.min_tokens if min_override is None else min_override,
-                         ttl_s=base.ttl_s if ttl_s is None else float(ttl_s))
-        auto_caches: dict[str, _AutoPrefixCache] = {}
-        # min_tokens None: the per-model table applies (Gemini).
-        effective = {"ttl_s": rule.ttl_s, "granularity_tokens": rule.granularity,
-                     "min_tokens": min_override if min_override is not None or provider == "gemini"
-                     else rule.min_tokens}
 
     results: list[ProviderStepResult] = []
     what_if: list[str] = []
     no_content: list[str] = []
-    refused: list[str] = []
     unpriced: dict[str, int] = {}
     last_time = 0.0
     for ti, step in ordered_llm_steps(trace_list):
@@ -535,27 +633,8 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
             what_if.append(f"{step.run_id}/{step.step_id} ({step.model or own})")
         model_key = _model_key(step.model)
         hashes = prefix_hashes(tokens, namespace_salt(f"{provider}/{model_key}/{tok.namespace(step)}"))
-        writes: list[tuple[int, float]] = []
-        if provider == "anthropic":
-            min_tokens = min_override if min_override is not None else anthropic_min_tokens(step.model)
-            marks, boundaries = anthropic_breakpoints(step, tok, default_ttl_s=default_ttl, auto=auto)
-            if len(marks) > max_marks:
-                refused.append(f"{step.run_id}/{step.step_id} ({len(marks)} marks)")
-                read = 0
-            else:
-                cache = anthropic_caches.setdefault(model_key, _AnthropicCache(lookback))
-                read, writes = cache.request(hashes, marks, boundaries, min_tokens, now, scale)
-        else:
-            cache_auto = auto_caches.get(model_key)
-            if cache_auto is None:
-                step_rule = rule
-                if provider == "gemini" and min_override is None:
-                    step_rule = replace(rule, min_tokens=gemini_min_tokens(step.model))
-                if provider == "gemini" and chunk_override is None:
-                    step_rule = replace(step_rule, granularity=gemini_chunk_tokens(step.model))
-                cache_auto = auto_caches[model_key] = _AutoPrefixCache(
-                    step_rule, None if exact else min(FINE_GRAIN_TOKENS, step_rule.granularity))
-            read = cache_auto.request(hashes, now, scale=scale, prompt_units=prompt_units)
+        read, writes = cache.request(step, hashes, model_key, tok, now, scale=scale,
+                                     prompt_units=prompt_units, exact=exact)
         written = sum(w for w, _ in writes)
         n_ctxprof, n = n, prompt_units if prompt_units is not None else n
         price = table.lookup(step.model, step.provider, input_tokens=n, at_unix_s=step.start_unix_s)
@@ -588,15 +667,13 @@ def simulate_provider(traces: Trace | Iterable[Trace], provider: str, *, prices:
         warnings.append(f"{uncalibrated} step(s) have no usable reported input count for a model "
                         "ctxprof only approximates: their figures are in ctxprof's tokens, not the "
                         "provider's")
-    if refused:
-        warnings.append(f"{len(refused)} step(s) have more than {max_marks} cache_control marks, which "
-                        f"the Anthropic API refuses (HTTP 400): simulated as uncached (e.g. {refused[0]})")
+    warnings += cache.warnings()
     for model, count in sorted(unpriced.items()):
         warnings.append(f"no price for model {model!r} ({count} step(s)): their cost is left empty; "
                         "give its prices in a --price-file")
     if tok.approximate_models:
         warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
                         + ": token counts are approximate")
-    return ProviderSimulation(provider=provider, options=effective, steps=tuple(results),
+    return ProviderSimulation(provider=provider, options=cache.effective, steps=tuple(results),
                               totals=ProviderTotals.of(results), warnings=tuple(warnings),
                               traces=tuple(t.path or "" for t in trace_list))

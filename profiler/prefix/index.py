@@ -172,6 +172,13 @@ class PrefixIndex:
     def get(self, key: BlockHash, default: Any = None) -> Any:
         return self._entries.get(key, default)
 
+    def entries(self) -> dict[BlockHash, Any]:
+        """The key -> value dict itself, for hot loops over an unbounded index (adding keys with
+        their first value keeps it prefix-closed as long as parents are added before children)."""
+        if self.capacity is not None:
+            raise ProfilerError("a bounded index is filled through serve()")
+        return self._entries
+
     def set(self, key: BlockHash, value: Any) -> None:
         """Overwrite the value of a key that is held (its recency is left alone)."""
         self._entries[key] = value

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
@@ -133,13 +134,31 @@ def _nesting_error(path: Path | None, line: int | None) -> TraceFormatError:
                             hint="ctxprof reads traces nested at most that deep; flatten the attribute")
 
 
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests arrays and objects deeper than `MAX_NESTING_DEPTH`: a walk of containers
+    only (no field paths), since real traces' lines hold more brackets than that in all and a walk
+    naming every value cost as much as parsing the line."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_NESTING_DEPTH:
+            return True
+        for v in (node.values() if isinstance(node, dict) else node):
+            if isinstance(v, (dict, list)):
+                push((v, depth + 1))
+    return False
+
+
 def check_json_value(value: Any, raw: str, *, path: Path | None, line: int | None) -> None:
     """Refuse what json.loads accepts but ctxprof cannot handle: nesting deeper than
     `MAX_NESTING_DEPTH` and lone UTF-16 surrogates (`"\\ud800"`, not Unicode text). The walk runs only
     when the raw text could hold either."""
     deep = raw.count("[") + raw.count("{") > MAX_NESTING_DEPTH
     surrogate = _SURROGATE_ESCAPE.search(raw) is not None
-    if not deep and not surrogate:
+    if not surrogate:
+        if deep and isinstance(value, (dict, list)) and _too_deep(value):
+            raise _nesting_error(path, line)
         return
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
@@ -373,54 +392,121 @@ def _migrate(record: dict[str, Any], version: int) -> dict[str, Any]:
     return record
 
 
-def load_trace(path: str | os.PathLike[str]) -> Trace:
-    """Read a whole trace file into a `Trace` (runs with their steps in start order)."""
-    path = Path(path)
-    warnings: list[str] = []
+def _read_objects(path: Path, warnings: list[str], *, forget_ended: bool = False) -> Iterator[tuple[str, Any]]:
+    """The records of a trace as objects, in file order: ("header", TraceHeader), ("step", Step),
+    ("run", Run), ("run_end", (run id, line, record)); a bad record raises naming its line. Unknown
+    record types are noted in `warnings` at the end. The one reader behind `load_trace` and
+    `iter_run_traces`; `forget_ended` drops a run's step ids at its `run_end` (bounded memory)."""
     header: TraceHeader | None = None
-    runs: dict[str, Run] = {}
-    ends: dict[str, tuple[int, dict[str, Any]]] = {}
-    steps: list[Step] = []
-    seen_steps: dict[tuple[str, str], int] = {}
+    seen_steps: dict[str, dict[str, int]] = {}
     unknown_types: set[str] = set()
     for lineno, record in iter_records(path, warnings):
         kind = record.get("type")
         try:
             if header is None:
                 header = TraceHeader.from_dict(record)
+                yield "header", header
                 continue
             if kind == "header":
                 continue
             if kind == "step":
                 step = Step.from_dict(record, line=lineno)
-                key = (step.run_id, step.step_id)
-                if key in seen_steps:
+                ids = seen_steps.setdefault(step.run_id, {})
+                if step.step_id in ids:
                     raise TraceFormatError(
                         f"duplicate step id {step.step_id!r} in run {step.run_id!r} "
-                        f"(first on line {seen_steps[key]})", field="step_id")
-                seen_steps[key] = lineno
-                steps.append(step)
+                        f"(first on line {ids[step.step_id]})", field="step_id")
+                ids[step.step_id] = lineno
+                yield "step", step
             elif kind == "run":
-                run = Run.from_dict(record)
-                runs.setdefault(run.run_id, run)
+                yield "run", Run.from_dict(record)
             elif kind == "run_end":
-                ends[str(record.get("run_id"))] = (lineno, record)
+                run_id = str(record.get("run_id"))
+                if forget_ended:
+                    seen_steps.pop(run_id, None)
+                yield "run_end", (run_id, lineno, record)
             else:
                 unknown_types.add(str(kind))
         except TraceFormatError as e:
             raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field, hint=e.hint) from None
     if header is None:
         raise TraceFormatError("is empty", path=path, hint="a trace starts with a ctxprof header line")
-    for run_id, (lineno, record) in ends.items():
-        if run_id in runs:
-            try:
-                runs[run_id] = runs[run_id].with_end(record)
-            except TraceFormatError as e:
-                raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None
     for t in sorted(unknown_types):
         warnings.append(f"{path}: ignored records of unknown type {t!r}")
+
+
+def _ended(run: Run, path: Path, lineno: int, record: dict[str, Any]) -> Run:
+    try:
+        return run.with_end(record)
+    except TraceFormatError as e:
+        raise TraceFormatError(e.reason, path=path, line=lineno, field=e.field) from None
+
+
+def load_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a whole trace file into a `Trace` (runs with their steps in start order)."""
+    path = Path(path)
+    warnings: list[str] = []
+    header = TraceHeader()
+    runs: dict[str, Run] = {}
+    ends: dict[str, tuple[int, dict[str, Any]]] = {}
+    steps: list[Step] = []
+    for kind, obj in _read_objects(path, warnings):
+        if kind == "step":
+            steps.append(obj)
+        elif kind == "run":
+            runs.setdefault(obj.run_id, obj)
+        elif kind == "run_end":
+            ends[obj[0]] = obj[1:]
+        else:
+            header = obj
+    for run_id, (lineno, record) in ends.items():
+        if run_id in runs:
+            runs[run_id] = _ended(runs[run_id], path, lineno, record)
     trace = Trace.from_steps(steps, header=header, runs=runs.values(), path=str(path))
     return Trace(header=trace.header, runs=trace.runs, path=trace.path, warnings=tuple(warnings))
+
+
+def iter_run_traces(path: str | os.PathLike[str]) -> Iterator[Trace]:
+    """Read a trace file run by run: one `Trace` per run (with the file's header and path), yielded
+    as soon as the run's `run_end` record is read, the runs without one at the end of the file, so
+    that memory holds the open runs only (a file larger than memory can be read when its runs end as
+    it goes). A run's steps are what `load_trace` gives it, in the same order; the last `Trace`
+    carries the file's warnings. A step of a run after that run's `run_end` is an error."""
+    path = Path(path)
+    warnings: list[str] = []
+    header = TraceHeader()
+    runs: dict[str, Run] = {}
+    open_steps: dict[str, list[Step]] = {}
+    ended: set[str] = set()
+
+    def one(run_id: str, steps: list[Step]) -> Trace:
+        run = runs.pop(run_id, None)
+        return Trace.from_steps(steps, header=header, runs=() if run is None else (run,), path=str(path))
+
+    for kind, obj in _read_objects(path, warnings, forget_ended=True):
+        if kind == "step":
+            if obj.run_id in ended:
+                raise TraceFormatError(f"a step of run {obj.run_id!r} comes after the run's run_end record",
+                                       path=path, line=obj.line, field="run_id",
+                                       hint="read the file whole (load_trace) or move the run_end record last")
+            open_steps.setdefault(obj.run_id, []).append(obj)
+        elif kind == "run":
+            runs.setdefault(obj.run_id, obj)
+        elif kind == "run_end":
+            run_id, lineno, record = obj
+            if run_id in runs:
+                runs[run_id] = _ended(runs[run_id], path, lineno, record)
+            if run_id in open_steps or run_id in runs:
+                ended.add(run_id)
+                yield one(run_id, open_steps.pop(run_id, []))
+        else:
+            header = obj
+    rest = [*open_steps, *(r for r in runs if r not in open_steps)]
+    for i, run_id in enumerate(rest):
+        trace = one(run_id, open_steps.pop(run_id, []))
+        yield replace(trace, warnings=tuple(warnings)) if i == len(rest) - 1 else trace
+    if not rest and warnings:
+        yield Trace(header=header, runs=(), path=str(path), warnings=tuple(warnings))
 
 
 def load_traces(paths: Iterable[str | os.PathLike[str]]) -> list[Trace]:
