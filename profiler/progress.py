@@ -33,8 +33,10 @@ class Progress:
     """Counts steps and tokens and redraws one status line on a terminal stream."""
 
     def __init__(self, label: str, total_steps: int | None, *, stream: TextIO, is_tty: bool,
-                 min_interval_s: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+                 min_interval_s: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 unit: str = "steps") -> None:
         self.label = label
+        self.unit = unit  # what is counted: "steps" (with tokens), or e.g. "tasks" of a cluster
         self.total_steps = total_steps
         self.stream = stream
         self.enabled = is_tty
@@ -61,11 +63,13 @@ class Progress:
         rate = self.tokens / elapsed
         parts = [self.label]
         if self.total_steps:
-            parts.append(f"{self.steps:,}/{self.total_steps:,} steps ({self.steps / self.total_steps:.0%})")
+            parts.append(f"{self.steps:,}/{self.total_steps:,} {self.unit} "
+                         f"({self.steps / self.total_steps:.0%})")
         else:
-            parts.append(f"{self.steps:,} steps")
-        parts.append(f"{_count(self.tokens)} tokens")
-        parts.append(f"{_count(rate)} tokens/s")
+            parts.append(f"{self.steps:,} {self.unit}")
+        if self.unit == "steps":
+            parts.append(f"{_count(self.tokens)} tokens")
+            parts.append(f"{_count(rate)} tokens/s")
         if self.total_steps and self.steps:
             remaining = elapsed / self.steps * (self.total_steps - self.steps)
             parts.append(f"ETA {_duration(remaining)}")

@@ -23,13 +23,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from profiler.errors import ProfilerError
-
 if TYPE_CHECKING:
     from profiler.analysis import Analysis
     from profiler.distributed.inputs import Source
     from profiler.pricing import PriceTable
-    from profiler.trace.model import Trace
+
 
 def analyze_on_ray(inputs: "Source | Iterable[Source]", *, scope: str = "run",
                    block_size: int = 16, min_repeat: int = 32, address: str | None = None,

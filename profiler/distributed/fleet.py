@@ -21,8 +21,7 @@ def simulate_replicas_on_ray(plans: Sequence[Sequence[Sequence["StepBlocks"]]], 
                              progress: bool | None = None) -> list[list["ReplicaResult"]]:
     from profiler.cache_sim.fleet import simulate_replica
     from profiler.distributed.cluster import connect
-    from profiler.distributed.progress import progress_bar
-    from profiler.distributed.run_scope import _get
+    from profiler.distributed.progress import progress_bar, task_result
 
     ray = connect(address)
     task = ray.remote(num_cpus=1, max_retries=0)(simulate_replica)
@@ -31,6 +30,6 @@ def simulate_replicas_on_ray(plans: Sequence[Sequence[Sequence["StepBlocks"]]], 
     out: list[list[ReplicaResult]] = []
     with progress_bar("simulate fleet (ray)", sum(len(r) for r in refs), progress) as advance:
         for point in refs:
-            out.append([_get(ray, ref) for ref in point])
+            out.append([task_result(ray, ref) for ref in point])
             advance(len(point))
     return out

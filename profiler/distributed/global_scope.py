@@ -240,8 +240,7 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
     """The driver: order, plan, run the stages, assemble as the single process does."""
     from profiler.analysis import _analyze_step, _finish, _Powers, _Scope
     from profiler.distributed.cluster import cluster_cpus, require_ray
-    from profiler.distributed.progress import progress_bar
-    from profiler.distributed.run_scope import _get
+    from profiler.distributed.progress import progress_bar, task_result
     from profiler.tokens import StepTokenizer
     from profiler.trace.model import ordered_llm_steps
 
@@ -270,14 +269,14 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
     with progress_bar("analyse global (ray)", 3 * len(chunks) + buckets, progress) as advance:
         heads, approx = [], set()
         for refs in prep_refs:
-            chunk_heads, chunk_approx = _get(ray, refs[1])
+            chunk_heads, chunk_approx = task_result(ray, refs[1])
             heads.extend(chunk_heads)
             approx |= chunk_approx
             advance(1)
         prefixes = short_prefixes(heads)
         block = _block()
         for ref in part_refs:
-            for ordinal, found in _get(ray, ref).items():
+            for ordinal, found in task_result(ray, ref).items():
                 if prefixes[ordinal][0] == block:  # a whole first block is shared: its partition knows
                     prefixes[ordinal] = found
             advance(1)
@@ -295,7 +294,7 @@ def analyze_global_scope(traces: "Sequence[Trace]", options: "AnalysisOptions", 
                                                                        chunk_prefixes))]
         token_metrics: list[StepMetrics] = []
         for ref in finish_refs:
-            token_metrics.extend(_get(ray, ref))
+            token_metrics.extend(task_result(ray, ref))
             advance(2)
 
     # Token-level metrics come back in the global order; content-free and content-less steps are

@@ -34,8 +34,7 @@ def replay_unit(trace: Trace, kwargs: dict[str, Any], cpu_threads: int | None) -
 def replay_on_ray(traces: Trace | Iterable[Trace], *, address: str | None = None,
                   progress: bool | None = None, **kwargs: Any) -> "ReplayResult":
     from profiler.distributed.cluster import cluster_gpus, connect
-    from profiler.distributed.progress import progress_bar
-    from profiler.distributed.run_scope import _get
+    from profiler.distributed.progress import gather
 
     if kwargs.get("scope", "run") != "run":
         raise ProfilerError("--engine ray replays each run on its own worker: use --scope run")
@@ -58,15 +57,8 @@ def replay_on_ray(traces: Trace | Iterable[Trace], *, address: str | None = None
     task = ray.remote(max_retries=0, **resources)(replay_unit)
     kwargs_ref = ray.put(kwargs)
     refs = [task.remote(ray.put(u), kwargs_ref, None if use_gpu else 1) for u in units]
-    results: dict[Any, Any] = {}
-    pending = list(refs)
-    with progress_bar("replay (ray)", len(refs), progress) as advance:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                results[ref] = _get(ray, ref)
-                advance(1)
-    return merge_replays([results[r] for r in refs], traces=[t.path or "" for t in trace_list])
+    return merge_replays(gather(ray, refs, "replay (ray)", progress),
+                         traces=[t.path or "" for t in trace_list])
 
 
 def merge_replays(parts: Sequence["ReplayResult"], traces: Sequence[str]) -> "ReplayResult":

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from profiler.distributed.inputs import Source, load_source
-from profiler.errors import ProfilerError
 from profiler.trace.model import Trace
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ def analyze_run_scope(sources: Sequence[Source], options: "AnalysisOptions", *,
                       prices: "PriceTable | None" = None, progress: bool | None = None) -> "Analysis":
     from profiler.distributed.cluster import cluster_cpus, require_ray
     from profiler.distributed.merge import merge_analyses
-    from profiler.distributed.progress import progress_bar
+    from profiler.distributed.progress import gather
 
     ray = require_ray()
     task = ray.remote(num_cpus=1, max_retries=0)(analyze_unit)
@@ -72,31 +71,9 @@ def analyze_run_scope(sources: Sequence[Source], options: "AnalysisOptions", *,
     opts_ref, prices_ref = ray.put(options), ray.put(prices)
     refs = [task.remote(ray.put(u) if isinstance(u, Trace) else u, opts_ref, prices_ref)
             for _, u in units]
-    results: dict[Any, Any] = {}
-    pending = list(refs)
-    with progress_bar("analyse (ray)", len(refs), progress) as advance:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                results[ref] = _get(ray, ref)
-                advance(1)
     paths: dict[int, str] = {}
     parts = []
-    for (index, _), ref in zip(units, refs):
-        runs, warnings, path = results[ref]
+    for (index, _), (runs, warnings, path) in zip(units, gather(ray, refs, "analyse (ray)", progress)):
         paths.setdefault(index, path)
         parts.append((runs, warnings))
     return merge_analyses(parts, options, [paths.get(i, "") for i in range(len(sources))])
-
-
-def _get(ray: Any, ref: Any) -> Any:
-    """The task's result; a task's ProfilerError comes back as itself (one line for the CLI)."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as e:
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, ProfilerError):
-            raise cause from None
-        raise ProfilerError(f"a Ray task failed: {cause or e}") from None
-    except ray.exceptions.RayError as e:
-        raise ProfilerError(f"the Ray cluster failed while analysing: {str(e).splitlines()[0]}") from None
