@@ -154,42 +154,11 @@ class Totals:
     unreliable_steps: int = 0
 
     @classmethod
-    def of(cls, steps: Sequence[StepMetrics]) -> "Totals":
-        def total(name: str) -> int:
-            return sum(getattr(s, name) for s in steps)
-
-        def provider_total(name: str) -> int:
-            return sum(v if (v := getattr(s, "provider_" + name)) is not None else getattr(s, name)
-                       for s in steps)
-
-        reliable = [s for s in steps if s.usage_reliable]
-        reported = [s for s in reliable if s.reported_cached_tokens is not None]
-        units = {s.unit for s in steps}
-        inp = total("input_tokens")
-        reused = total("prefix_reused_tokens") + total("repeated_tokens")
-        return cls(
-            steps=len(steps),
-            input_tokens=inp,
-            output_tokens=total("output_tokens"),
-            prefix_reused_tokens=total("prefix_reused_tokens"),
-            block_reused_tokens=total("block_reused_tokens"),
-            repeated_tokens=total("repeated_tokens"),
-            novel_tokens=total("novel_tokens"),
-            reported_cached_tokens=sum(s.reported_cached_tokens for s in reported) if reported else None,
-            cache_gap_tokens=sum(s.cache_gap_tokens for s in reported) if reported else None,
-            redundancy_ratio=_ratio(reused, inp),
-            cost_actual_usd=_sum_known(s.cost_actual_usd for s in steps),
-            cost_no_cache_usd=_sum_known(s.cost_no_cache_usd for s in steps),
-            cost_ideal_usd=_sum_known(s.cost_ideal_usd if s.usage_reliable else s.cost_actual_usd
-                                      for s in steps),
-            cost_redundant_usd=_sum_known(s.cost_redundant_usd for s in reliable),
-            unit=units.pop() if len(units) == 1 else ("mixed" if units else "ctxprof"),
-            provider_input_tokens=provider_total("input_tokens"),
-            provider_prefix_reused_tokens=provider_total("prefix_reused_tokens"),
-            provider_repeated_tokens=provider_total("repeated_tokens"),
-            provider_novel_tokens=provider_total("novel_tokens"),
-            unreliable_steps=len(steps) - len(reliable),
-        )
+    def of(cls, steps: Iterable[StepMetrics]) -> "Totals":
+        acc = TotalsSum()
+        for s in steps:
+            acc.add(s)
+        return acc.totals()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,6 +168,77 @@ class Totals:
         from profiler.records import record_from_dict
 
         return record_from_dict(cls, d, where)
+
+
+class TotalsSum:
+    """Running sums from which `Totals` are made: `Totals.of(steps)` adds every step in order, and a
+    stream of runs adds each run's steps as they come, keeping no step (the same figures, float sums
+    included, since both add in the same order)."""
+
+    _INT = ("input_tokens", "output_tokens", "prefix_reused_tokens", "block_reused_tokens",
+            "repeated_tokens", "novel_tokens")
+    _PROVIDER = ("input_tokens", "prefix_reused_tokens", "repeated_tokens", "novel_tokens")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.ints = dict.fromkeys(self._INT, 0)
+        self.provider = dict.fromkeys(self._PROVIDER, 0)
+        self.reported: int | None = None  # reliable steps with a reported cached count
+        self.gap: int | None = None
+        self.costs: dict[str, float | None] = dict.fromkeys(
+            ("actual", "no_cache", "ideal", "redundant"), None)
+        self.units: set[str] = set()
+        self.unreliable = 0
+
+    def _cost(self, name: str, value: float | None) -> None:
+        if value is not None:
+            current = self.costs[name]
+            self.costs[name] = (0 if current is None else current) + value
+
+    def add(self, s: StepMetrics) -> None:
+        self.steps += 1
+        for name in self._INT:
+            self.ints[name] += getattr(s, name)
+        for name in self._PROVIDER:
+            v = getattr(s, "provider_" + name)
+            self.provider[name] += v if v is not None else getattr(s, name)
+        if s.usage_reliable and s.reported_cached_tokens is not None:
+            self.reported = (self.reported or 0) + s.reported_cached_tokens
+            self.gap = (self.gap or 0) + s.cache_gap_tokens
+        self._cost("actual", s.cost_actual_usd)
+        self._cost("no_cache", s.cost_no_cache_usd)
+        self._cost("ideal", s.cost_ideal_usd if s.usage_reliable else s.cost_actual_usd)
+        if s.usage_reliable:
+            self._cost("redundant", s.cost_redundant_usd)
+        else:
+            self.unreliable += 1
+        self.units.add(s.unit)
+
+    def totals(self) -> Totals:
+        i = self.ints
+        units = set(self.units)
+        return Totals(
+            steps=self.steps,
+            input_tokens=i["input_tokens"],
+            output_tokens=i["output_tokens"],
+            prefix_reused_tokens=i["prefix_reused_tokens"],
+            block_reused_tokens=i["block_reused_tokens"],
+            repeated_tokens=i["repeated_tokens"],
+            novel_tokens=i["novel_tokens"],
+            reported_cached_tokens=self.reported,
+            cache_gap_tokens=self.gap,
+            redundancy_ratio=_ratio(i["prefix_reused_tokens"] + i["repeated_tokens"], i["input_tokens"]),
+            cost_actual_usd=self.costs["actual"],
+            cost_no_cache_usd=self.costs["no_cache"],
+            cost_ideal_usd=self.costs["ideal"],
+            cost_redundant_usd=self.costs["redundant"],
+            unit=units.pop() if len(units) == 1 else ("mixed" if units else "ctxprof"),
+            provider_input_tokens=self.provider["input_tokens"],
+            provider_prefix_reused_tokens=self.provider["prefix_reused_tokens"],
+            provider_repeated_tokens=self.provider["repeated_tokens"],
+            provider_novel_tokens=self.provider["novel_tokens"],
+            unreliable_steps=self.unreliable,
+        )
 
 
 @dataclass(frozen=True)
@@ -445,17 +485,9 @@ def _finish(trace_list: list[Trace], ordered: list[tuple[int, Step]],
             warnings: list[str], no_content: list[str], tok: StepTokenizer) -> Analysis:
     """The `Analysis` of finished step metrics (keyed by trace index, run and step id): runs in
     trace order, warnings after the traces' own. Shared with the Ray global scope."""
-    if no_content:
-        warnings.append(f"{len(no_content)} step(s) have no prompt content (e.g. {no_content[0]}); "
-                        "their input tokens come from reported usage and count as novel")
     absent = [s for _, s in ordered if s.attributes.get("usage_absent")]
-    if absent:
-        warnings.append(f"{len(absent)} step(s) carried no usage from the provider (e.g. "
-                        f"{absent[0].run_id}/{absent[0].step_id}: {absent[0].attributes['usage_absent']}); "
-                        "their input and output tokens are counted here with the tokenizer")
-    if tok.approximate_models:
-        warnings.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
-                        + f": token counts use {tok.default_encoding} as an approximation")
+    warnings += input_warnings(len(no_content), no_content[0] if no_content else None, len(absent),
+                               absent[0] if absent else None, tok)
 
     runs = []
     for ti, trace in enumerate(trace_list):
@@ -468,6 +500,27 @@ def _finish(trace_list: list[Trace], ordered: list[tuple[int, Step]],
     return calibrate(Analysis(runs=tuple(runs), totals=Totals.of(all_steps), options=options,
                               warnings=tuple(warnings), traces=tuple(t.path or "" for t in trace_list)),
                      trace_list)
+
+
+def input_warnings(no_content: int, no_content_example: str | None, absent: int,
+                   absent_example: Step | None, tok: StepTokenizer) -> list[str]:
+    """The warnings about what the input lacked: `no_content` steps without prompt content (the first
+    in step order named by `no_content_example`, "run/step"), `absent` steps without provider usage
+    (the first is `absent_example`), and the models `tok` had no offline tokenizer for. Counts, not
+    steps, so that a stream of runs gives the warnings of the whole."""
+    out = []
+    if no_content:
+        out.append(f"{no_content} step(s) have no prompt content (e.g. {no_content_example}); "
+                   "their input tokens come from reported usage and count as novel")
+    if absent and absent_example is not None:
+        out.append(f"{absent} step(s) carried no usage from the provider (e.g. "
+                   f"{absent_example.run_id}/{absent_example.step_id}: "
+                   f"{absent_example.attributes['usage_absent']}); "
+                   "their input and output tokens are counted here with the tokenizer")
+    if tok.approximate_models:
+        out.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
+                   + f": token counts use {tok.default_encoding} as an approximation")
+    return out
 
 
 def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,

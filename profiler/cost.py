@@ -33,13 +33,36 @@ from profiler.trace.model import Step, Trace
 _PER_MTOK = 1_000_000.0
 
 
-def apply_costs(analysis: Analysis, traces: Trace | Iterable[Trace], prices: PriceTable) -> Analysis:
-    """A copy of `analysis` with costs filled in where a price is known, and warnings for the rest."""
+class UnpricedSteps:
+    """The steps `apply_costs` could not price, counted (models without a price, prices lacking an
+    input or output price, steps naming no model); one instance can gather a stream of runs."""
+
+    def __init__(self) -> None:
+        self.unknown: dict[str, int] = {}
+        self.incomplete: dict[str, int] = {}
+        self.no_model = 0
+
+    def warnings(self) -> list[str]:
+        out = []
+        for model, n in sorted(self.unknown.items()):
+            out.append(f"no price for model {model!r} ({n} step(s)): their cost is left empty; "
+                       "give its prices in a --price-file")
+        for model, n in sorted(self.incomplete.items()):
+            out.append(f"the price of model {model!r} lacks an input or output price ({n} step(s)): "
+                       "their cost is left empty; complete it in a --price-file")
+        if self.no_model:
+            out.append(f"{self.no_model} step(s) name no model: their cost is left empty")
+        return out
+
+
+def apply_costs(analysis: Analysis, traces: Trace | Iterable[Trace], prices: PriceTable,
+                unpriced: UnpricedSteps | None = None) -> Analysis:
+    """A copy of `analysis` with costs filled in where a price is known, and warnings for the rest
+    (counted into `unpriced` when given, whose warnings then cover every analysis priced with it)."""
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     steps_by_key = _index_steps(trace_list)
-    unknown: dict[str, int] = {}
-    incomplete: dict[str, int] = {}
-    no_model = 0
+    notes = unpriced if unpriced is not None else UnpricedSteps()
+    unknown, incomplete = notes.unknown, notes.incomplete
     runs = []
     for run in analysis.runs:
         new_steps = []
@@ -52,7 +75,7 @@ def apply_costs(analysis: Analysis, traces: Trace | Iterable[Trace], prices: Pri
             price = prices.lookup(metrics.model, metrics.provider, input_tokens=basis,
                                   at_unix_s=metrics.start_unix_s)
             if not metrics.model:
-                no_model += 1
+                notes.no_model += 1
             elif price is None:
                 unknown[metrics.model] = unknown.get(metrics.model, 0) + 1
             elif price.input_usd_per_mtok is None or price.output_usd_per_mtok is None:
@@ -60,15 +83,7 @@ def apply_costs(analysis: Analysis, traces: Trace | Iterable[Trace], prices: Pri
                 price = None
             new_steps.append(step_costs(metrics, price, reported_output))
         runs.append(replace(run, steps=tuple(new_steps), totals=Totals.of(new_steps)))
-    warnings = list(analysis.warnings)
-    for model, n in sorted(unknown.items()):
-        warnings.append(f"no price for model {model!r} ({n} step(s)): their cost is left empty; "
-                        "give its prices in a --price-file")
-    for model, n in sorted(incomplete.items()):
-        warnings.append(f"the price of model {model!r} lacks an input or output price ({n} step(s)): "
-                        "their cost is left empty; complete it in a --price-file")
-    if no_model:
-        warnings.append(f"{no_model} step(s) name no model: their cost is left empty")
+    warnings = list(analysis.warnings) + notes.warnings()
     all_steps = [s for r in runs for s in r.steps]
     return replace(analysis, runs=tuple(runs), totals=Totals.of(all_steps), warnings=tuple(warnings))
 

@@ -241,39 +241,67 @@ def _example(m: "StepMetrics") -> str:
     return f"{m.run_id}/{m.step_id}"
 
 
-def calibration_warnings(steps: Sequence["StepMetrics"]) -> list[str]:
+def calibration_warnings(steps: Iterable["StepMetrics"]) -> list[str]:
     """What calibration found over `steps`, as warnings: a function of the calibrated steps alone, so
     analyses of parts merge into the warnings of the whole (`profiler.distributed.merge`)."""
-    scaled: dict[str, list[float]] = {}
-    uncalibrated: dict[str, int] = {}
-    flagged = [m for m in steps if m.usage_flags]
-    negative = [m for m in steps if not m.usage_flags and m.cache_gap_tokens is not None
-                and m.cache_gap_tokens < 0]
+    found = CalibrationFindings()
     for m in steps:
+        found.add(m)
+    return found.warnings()
+
+
+class CalibrationFindings:
+    """`calibration_warnings` as running state: steps are added in order and only what the warnings
+    show is kept (counts, factor ranges, the first five flagged steps, the worst negative gap), so a
+    stream of runs gives the warnings of the whole."""
+
+    def __init__(self) -> None:
+        self.scaled: dict[str, tuple[int, float, float]] = {}  # model: (steps, min, max factor)
+        self.uncalibrated: dict[str, int] = {}
+        self.flagged = 0
+        self.flagged_shown: list["StepMetrics"] = []
+        self.negative = 0
+        self.worst: "StepMetrics | None" = None
+
+    def add(self, m: "StepMetrics") -> None:
+        if m.usage_flags:
+            self.flagged += 1
+            if len(self.flagged_shown) < 5:
+                self.flagged_shown.append(m)
+        elif m.cache_gap_tokens is not None and m.cache_gap_tokens < 0:
+            self.negative += 1
+            # The first of the most negative, as `min` picks it.
+            if self.worst is None or (m.cache_gap_tokens or 0) < (self.worst.cache_gap_tokens or 0):
+                self.worst = m
         if m.calibration_method == METHOD_SCALED and not m.usage_flags:
-            scaled.setdefault(m.model or "?", []).append(m.calibration_factor or 0.0)
+            f = m.calibration_factor or 0.0
+            n, lo, hi = self.scaled.get(m.model or "?", (0, f, f))
+            self.scaled[m.model or "?"] = (n + 1, min(lo, f), max(hi, f))
         elif m.calibration_method == METHOD_UNCALIBRATED:
-            uncalibrated[m.model or "?"] = uncalibrated.get(m.model or "?", 0) + 1
-    out = []
-    for model, factors in sorted(scaled.items()):
-        out.append(f"{model}: {len(factors)} step(s) counted with a stand-in tokenizer or rendering were "
-                   f"scaled to the provider-reported input (factor {min(factors):.2f}-{max(factors):.2f}); "
-                   "their gap, costs and check figures are in the provider's tokens")
-    for model, n in sorted(uncalibrated.items()):
-        out.append(f"{model}: {n} step(s) report no input count, so their figures stay in ctxprof's "
-                   "stand-in tokens (unit 'ctxprof'), not the provider's")
-    if flagged:
-        shown = "; ".join(f"{_example(m)} ({', '.join(m.usage_flags)}: reported input "
-                          f"{m.reported_input_tokens}, cached {m.reported_cached_tokens}, output "
-                          f"{m.reported_output_tokens}, counted prompt {m.input_tokens})" for m in flagged[:5])
-        more = f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
-        out.append(f"{len(flagged)} step(s) report usage that contradicts their content: {shown}{more}. "
-                   "Their actual cost is what was billed; their ideal cost, redundant cost and cache gap "
-                   "are unreliable and left out of the totals")
-    if negative:
-        worst = min(negative, key=lambda m: m.cache_gap_tokens or 0)
-        out.append(f"finding: on {len(negative)} step(s) the provider reported more cached tokens than "
-                   f"the reusable prefix the analysis finds, in the provider's units (e.g. {_example(worst)}: "
-                   f"{worst.reported_cached_tokens:,} cached, prefix {worst.provider_prefix_reused_tokens:,}); "
-                   "a usage record is wrong, or the cache holds context the trace does not show")
-    return out
+            self.uncalibrated[m.model or "?"] = self.uncalibrated.get(m.model or "?", 0) + 1
+
+    def warnings(self) -> list[str]:
+        out = []
+        for model, (n, lo, hi) in sorted(self.scaled.items()):
+            out.append(f"{model}: {n} step(s) counted with a stand-in tokenizer or rendering were "
+                       f"scaled to the provider-reported input (factor {lo:.2f}-{hi:.2f}); "
+                       "their gap, costs and check figures are in the provider's tokens")
+        for model, count in sorted(self.uncalibrated.items()):
+            out.append(f"{model}: {count} step(s) report no input count, so their figures stay in ctxprof's "
+                       "stand-in tokens (unit 'ctxprof'), not the provider's")
+        if self.flagged:
+            shown = "; ".join(f"{_example(m)} ({', '.join(m.usage_flags)}: reported input "
+                              f"{m.reported_input_tokens}, cached {m.reported_cached_tokens}, output "
+                              f"{m.reported_output_tokens}, counted prompt {m.input_tokens})"
+                              for m in self.flagged_shown)
+            more = f" and {self.flagged - 5} more" if self.flagged > 5 else ""
+            out.append(f"{self.flagged} step(s) report usage that contradicts their content: {shown}{more}. "
+                       "Their actual cost is what was billed; their ideal cost, redundant cost and cache gap "
+                       "are unreliable and left out of the totals")
+        if self.negative and self.worst is not None:
+            worst = self.worst
+            out.append(f"finding: on {self.negative} step(s) the provider reported more cached tokens than "
+                       f"the reusable prefix the analysis finds, in the provider's units (e.g. {_example(worst)}: "
+                       f"{worst.reported_cached_tokens:,} cached, prefix {worst.provider_prefix_reused_tokens:,}); "
+                       "a usage record is wrong, or the cache holds context the trace does not show")
+        return out
