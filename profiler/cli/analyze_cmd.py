@@ -23,10 +23,13 @@ from profiler.cli.common import (
     Pricing,
     Scope,
     build_profile,
+    check_output,
     output_stream,
     profile_options,
+    progress_bar,
     wrote,
 )
+from profiler.options import ProfileOptions
 from profiler.render.console import write_csv, write_json, write_table
 
 
@@ -60,6 +63,9 @@ def analyze_command(
     options = profile_options(scope=scope, block_size=block_size, min_repeat=min_repeat,
                               pricing=pricing, price_file=price_file, engine=engine, address=address,
                               providers=(), diagnose=False)
+    if fmt is Format.json and options.scope == Scope.run.value and options.engine is Engine.local \
+            and len(traces) == 1 and _streamed(traces[0], options, output):
+        return
     result = build_profile(traces, options, label="analyze")
     with output_stream(output) as stream:
         if fmt is Format.json:
@@ -69,3 +75,21 @@ def analyze_command(
         else:
             write_table(result, stream, sections=("analysis",))
     wrote(output)
+
+
+def _streamed(path: Path, options: ProfileOptions, output: Optional[Path]) -> bool:
+    """Write the JSON document run by run (`profiler.streaming`: the same bytes, memory bounded by the
+    largest run); False, with nothing written, when the file is not a ctxprof trace."""
+    from profiler.cli.app import err_console
+    from profiler.streaming import run_traces, write_analysis_json
+
+    check_output(output)
+    runs = run_traces(path)
+    if runs is None:
+        return False
+    with progress_bar("analyze", None) as bar, output_stream(output) as stream:
+        warnings = write_analysis_json(path, runs, options, stream, progress=bar)
+    for w in warnings:
+        err_console.print(f"ctxprof: warning: {w}", markup=False)
+    wrote(output)
+    return True
