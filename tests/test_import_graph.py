@@ -23,8 +23,6 @@ KNOWN_CYCLES = {
     frozenset({"profiler.analysis", "profiler.cost", "profiler.distributed",
                "profiler.distributed.global_scope", "profiler.distributed.merge",
                "profiler.distributed.run_scope", "profiler.units"}),
-    # simulate_fleet(engine="ray") dispatches to Ray tasks, which run the fleet's replica simulator.
-    frozenset({"profiler.cache_sim.fleet", "profiler.distributed.fleet"}),
     # The recorder installs the SDK patches and the GPU sampler, which look up the current run/step.
     frozenset({"profiler.instrument.calls", "profiler.instrument.frameworks", "profiler.instrument.gpu",
                "profiler.instrument.patch", "profiler.instrument.recorder"}),

@@ -242,8 +242,8 @@ def simulate_fleet(traces: Trace | Iterable[Trace], *, replicas: Sequence[int],
     if resolve_engine(engine, address) is Engine.ray:
         from profiler.distributed.fleet import simulate_replicas_on_ray
 
-        results = simulate_replicas_on_ray([groups for _, _, groups in plans], capacity_tokens, bs,
-                                           policy, address)
+        results = simulate_replicas_on_ray([groups for _, _, groups in plans], simulate_replica,
+                                           capacity_tokens, bs, policy, address)
     else:
         results = [[simulate_replica(r, g, capacity_tokens, bs, policy) for r, g in enumerate(groups)]
                    for _, _, groups in plans]

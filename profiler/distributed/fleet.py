@@ -2,24 +2,20 @@
 here each replica of each (routing, replica count) point is one task running the same
 `simulate_replica`, so the figures are those of the sequential path.
 
-Contract: `simulate_replicas_on_ray(plans, capacity_tokens, block_size, policy, address)` takes, per
-point, the requests of each replica in order, and returns per point the `ReplicaResult`s in replica
-order.
+Contract: `simulate_replicas_on_ray(plans, simulate_replica, capacity_tokens, block_size, policy,
+address)` takes, per point, the requests of each replica in order, and returns per point the results of
+`simulate_replica(replica, requests, capacity_tokens, block_size, policy)` in replica order. The
+replica simulator is passed in by `profiler.cache_sim.fleet`, so this module does not import it back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
-
-if TYPE_CHECKING:
-    from profiler.cache_sim.kv_cache import StepBlocks
-    from profiler.cache_sim.fleet import ReplicaResult
+from typing import Any, Callable, Sequence
 
 
-def simulate_replicas_on_ray(plans: Sequence[Sequence[Sequence["StepBlocks"]]], capacity_tokens: int | None,
-                             block_size: int, policy: str, address: str | None = None,
-                             progress: bool | None = None) -> list[list["ReplicaResult"]]:
-    from profiler.cache_sim.fleet import simulate_replica
+def simulate_replicas_on_ray(plans: Sequence[Sequence[Sequence[Any]]], simulate_replica: Callable[..., Any],
+                             capacity_tokens: int | None, block_size: int, policy: str,
+                             address: str | None = None, progress: bool | None = None) -> list[list[Any]]:
     from profiler.distributed.cluster import connect
     from profiler.distributed.progress import progress_bar, task_result
 
@@ -27,7 +23,7 @@ def simulate_replicas_on_ray(plans: Sequence[Sequence[Sequence["StepBlocks"]]], 
     task = ray.remote(num_cpus=1, max_retries=0)(simulate_replica)
     refs = [[task.remote(r, ray.put(list(group)), capacity_tokens, block_size, policy)
              for r, group in enumerate(groups)] for groups in plans]
-    out: list[list[ReplicaResult]] = []
+    out: list[list[Any]] = []
     with progress_bar("simulate fleet (ray)", sum(len(r) for r in refs), progress) as advance:
         for point in refs:
             out.append([task_result(ray, ref) for ref in point])
