@@ -17,11 +17,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "profiler"
 
-KNOWN_CYCLES = {
-    # The recorder installs the SDK patches and the GPU sampler, which look up the current run/step.
-    frozenset({"profiler.instrument.calls", "profiler.instrument.frameworks", "profiler.instrument.gpu",
-               "profiler.instrument.patch", "profiler.instrument.recorder"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_name(path: Path) -> str:
