@@ -31,7 +31,7 @@ from profiler.trace.io import load_traces  # noqa: E402
 
 # name -> (module, attribute); attribute None: the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "analyze": ("profiler.analysis", "analyze"),
+    "analyze": ("profiler.profile", "analyze"),
     "profile": ("profiler.profile", "profile"),
     "Profile": ("profiler.profile", "Profile"),
     "analyze_each_run": ("profiler.analysis", "analyze_each_run"),
@@ -96,7 +96,7 @@ sys.modules[__name__].__class__ = _PublicAPI
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from profiler.analysis import analyze
+    from profiler.analysis import analyze_each_run
     from profiler.cache_sim.kv_cache import parse_capacity, simulate_engine
     from profiler.cache_sim.providers import simulate_provider
     from profiler.check import Baseline, Budgets, check, make_baseline
@@ -107,5 +107,5 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from profiler.instrument.recorder import record, step
     from profiler.pricing import PriceTable
     from profiler.replay.runner import replay
-    from profiler.profile import Profile, profile
+    from profiler.profile import Profile, analyze, profile
     from profiler.render import figures, render, report

@@ -12,7 +12,7 @@ them. Tool steps (kind "tool") carry no prompt and are left out of token metrics
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from profiler.errors import ProfilerError
 from profiler.reuse import BlockReuseIndex, ReuseIndex, _Powers, namespace_salt
 from profiler.tokens import StepTokenizer
 from profiler.trace.model import Step, Trace, ordered_llm_steps
-from profiler.units import calibrate
+from profiler.units import calibrate_step, calibration_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -407,21 +407,10 @@ class _Scope:
 
 def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: int = 16,
             min_repeat: int = 32, tokenizer: StepTokenizer | None = None,
-            progress: "Progress | None" = None, engine: str = "local",
-            address: str | None = None) -> Analysis:
-    """Compute the reuse metrics of every LLM step in `traces`. `progress`, when given, is called
-    with (steps, tokens) done after each step (the CLI draws a bar with it).
-
-    `engine="ray"` runs the analysis on a Ray cluster (`address`, else a local one started on demand;
-    `pip install 'ctxprof[ray]'`), where `traces` may also be files, folders, globs and URIs; the
-    result is the same, figure for figure (docs/scale.md)."""
-    from profiler.options import Engine, resolve_engine
-
-    if resolve_engine(engine, address) is Engine.ray:
-        from profiler.distributed import analyze_on_ray
-
-        return analyze_on_ray(traces, scope=scope, block_size=block_size, min_repeat=min_repeat,
-                              address=address)
+            progress: "Progress | None" = None) -> Analysis:
+    """Compute the reuse metrics of every LLM step in `traces`, in this process. `progress`, when
+    given, is called with (steps, tokens) done after each step (the CLI draws a bar with it). The
+    public `profiler.analyze` adds the choice of engine (`profiler.profile.analyze`)."""
     options = AnalysisOptions(scope=scope, block_size=block_size, min_repeat=min_repeat)
     trace_list = [traces] if isinstance(traces, Trace) else list(traces)
     tok = tokenizer or StepTokenizer()
@@ -521,6 +510,23 @@ def input_warnings(no_content: int, no_content_example: str | None, absent: int,
         out.append("no offline tokenizer for " + ", ".join(sorted(tok.approximate_models))
                    + f": token counts use {tok.default_encoding} as an approximation")
     return out
+
+
+def calibrate(analysis: Analysis, traces: Trace | Iterable[Trace]) -> Analysis:
+    """`analysis` with every step's unit, calibration, provider figures and usage flags filled in
+    (`profiler.units.calibrate_step`), the cache gap in provider units, totals recomputed and warnings
+    for what calibration found. `traces` are the analysed traces, in the order given to `analyze`."""
+    trace_list = [traces] if isinstance(traces, Trace) else list(traces)
+    run_steps = [[s for s in run.steps if s.kind == "llm"] for t in trace_list for run in t.runs]
+    if len(run_steps) != len(analysis.runs):
+        run_steps = [[] for _ in analysis.runs]  # not the analysed traces: no content checks
+    runs = []
+    for run, steps in zip(analysis.runs, run_steps):
+        new_steps = [calibrate_step(m, steps[i] if i < len(steps) else None) for i, m in enumerate(run.steps)]
+        runs.append(replace(run, steps=tuple(new_steps), totals=Totals.of(new_steps)))
+    all_steps = [s for r in runs for s in r.steps]
+    warnings = list(analysis.warnings) + calibration_warnings(all_steps)
+    return replace(analysis, runs=tuple(runs), totals=Totals.of(all_steps), warnings=tuple(warnings))
 
 
 def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covered: np.ndarray,

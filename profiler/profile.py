@@ -266,6 +266,28 @@ class Profile:
 
 # -- building ------------------------------------------------------------------------------------------
 
+def analyze(traces: Any, *, scope: str = "run", block_size: int = 16, min_repeat: int = 32,
+            tokenizer: Any = None, progress: Any = None, engine: str = "local",
+            address: str | None = None) -> Analysis:
+    """Compute the reuse metrics of every LLM step in `traces` (`profiler.analysis.analyze`).
+    `progress`, when given, is called with (steps, tokens) done after each step.
+
+    `engine="ray"` runs the analysis on a Ray cluster (`address`, else a local one started on demand;
+    `pip install 'ctxprof[ray]'`), where `traces` may also be files, folders, globs and URIs; the
+    result is the same, figure for figure (docs/scale.md)."""
+    from profiler.options import Engine, resolve_engine
+
+    if resolve_engine(engine, address) is Engine.ray:
+        from profiler.distributed import analyze_on_ray
+
+        return analyze_on_ray(traces, scope=scope, block_size=block_size, min_repeat=min_repeat,
+                              address=address)
+    from profiler.analysis import analyze as analyze_here
+
+    return analyze_here(traces, scope=scope, block_size=block_size, min_repeat=min_repeat,
+                        tokenizer=tokenizer, progress=progress)
+
+
 def profile(traces: Trace | Iterable[Trace], options: ProfileOptions | None = None, *,
             title: str = "ctxprof report", analysis: Analysis | None = None, priced: bool = False,
             progress: "Progress | None" = None) -> Profile:

@@ -1,9 +1,10 @@
 """Provider-true units: every figure a user compares with a bill, in the provider's own tokens.
 
-Contract: `calibrate(analysis, traces)` is one pass over a finished `Analysis` (the analyzer calls it
-last) that returns a copy in which every step says which unit its bill figures are in and how they
-were obtained, and whether its reported usage is believable. `calibrate_split` and `usage_flags` are
-the per-step rules, exposed for tests and for the provider simulators.
+Contract: `calibrate_step(metrics, step)` returns a step's metrics saying which unit its bill figures
+are in, how they were obtained, and whether its reported usage is believable; the analyzer applies it
+to every step as its last pass (`profiler.analysis.calibrate`) and adds `calibration_warnings`.
+`calibrate_split` and `usage_flags` are the per-step rules, exposed for tests and for the provider
+simulators. This module knows the analysis only as types, so the analysis can import it.
 
 Units. ctxprof counts a prompt with its own tokenizer. That is the provider's tokenizer for OpenAI
 models (tiktoken's o200k/cl100k), for token ids and block hashes recorded by a serving engine, and for
@@ -40,13 +41,13 @@ still what the provider billed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable
 
 from profiler.encodings import encoding_for_model
 
 if TYPE_CHECKING:
-    from profiler.analysis import Analysis, StepMetrics
-    from profiler.trace.model import Step, Trace
+    from profiler.analysis import StepMetrics
+    from profiler.trace.model import Step
 
 # Units of the bill figures of a step.
 UNIT_PROVIDER = "provider"
@@ -193,26 +194,6 @@ def _output_recorded_empty(step: "Step", reported_output: int) -> bool:
         return False
     reasoning = step.usage.reasoning_tokens or 0
     return reported_output - reasoning > SLACK_TOKENS // 4
-
-
-def calibrate(analysis: "Analysis", traces: "Trace | Iterable[Trace]") -> "Analysis":
-    """`analysis` with every step's unit, calibration, provider figures and usage flags filled in,
-    the cache gap in provider units, totals recomputed and warnings for what calibration found.
-    `traces` are the analysed traces, in the order given to `analyze`."""
-    from profiler.analysis import Totals
-    from profiler.trace.model import Trace as _Trace
-
-    trace_list = [traces] if isinstance(traces, _Trace) else list(traces)
-    run_steps = [[s for s in run.steps if s.kind == "llm"] for t in trace_list for run in t.runs]
-    if len(run_steps) != len(analysis.runs):
-        run_steps = [[] for _ in analysis.runs]  # not the analysed traces: no content checks
-    runs = []
-    for run, steps in zip(analysis.runs, run_steps):
-        new_steps = [calibrate_step(m, steps[i] if i < len(steps) else None) for i, m in enumerate(run.steps)]
-        runs.append(replace(run, steps=tuple(new_steps), totals=Totals.of(new_steps)))
-    all_steps = [s for r in runs for s in r.steps]
-    warnings = list(analysis.warnings) + calibration_warnings(all_steps)
-    return replace(analysis, runs=tuple(runs), totals=Totals.of(all_steps), warnings=tuple(warnings))
 
 
 def calibrate_step(m: "StepMetrics", step: "Step | None" = None) -> "StepMetrics":

@@ -17,16 +17,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "profiler"
 
-KNOWN_CYCLES = {
-    # analysis.analyze(engine="ray") dispatches to the Ray engine, which runs analysis and cost; the
-    # provider-unit calibration (units) and the analysis use each other.
-    frozenset({"profiler.analysis", "profiler.cost", "profiler.distributed",
-               "profiler.distributed.global_scope", "profiler.distributed.merge",
-               "profiler.distributed.run_scope", "profiler.units"}),
-    # The recorder installs the SDK patches and the GPU sampler, which look up the current run/step.
-    frozenset({"profiler.instrument.calls", "profiler.instrument.frameworks", "profiler.instrument.gpu",
-               "profiler.instrument.patch", "profiler.instrument.recorder"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -15,11 +15,15 @@ from __future__ import annotations
 import inspect
 import json
 import warnings
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from profiler.instrument import frameworks
-from profiler.instrument.recorder import StepHandle, current_run, current_step
+from profiler.instrument.context import current_run, current_step
 from profiler.trace.model import Output, Usage
+
+if TYPE_CHECKING:
+    from profiler.instrument.recorder import StepHandle
+
 
 # Generation settings kept as step attributes (plain values only).
 SETTINGS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens",

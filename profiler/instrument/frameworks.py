@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from profiler.instrument.recorder import RunHandle, current_run
+from profiler.instrument.context import current_run
+
+if TYPE_CHECKING:
+    from profiler.instrument.recorder import RunHandle
 
 
 @dataclass(frozen=True)

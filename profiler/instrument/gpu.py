@@ -297,7 +297,7 @@ class cuda_timer(contextlib.ContextDecorator):
         self.timing = Timing(device=self._device, total_ms=total, prefill_ms=prefill, decode_ms=decode)
         step = self._step
         if step is None:
-            from profiler.instrument.recorder import current_step
+            from profiler.instrument.context import current_step
 
             step = current_step()
         if step is not None:

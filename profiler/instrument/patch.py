@@ -108,7 +108,7 @@ def _submit_in_context(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        from profiler.instrument.recorder import current_run
+        from profiler.instrument.context import current_run
 
         if current_run() is None:
             return original(self, fn, *args, **kwargs)

@@ -37,6 +37,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from profiler.errors import ConfigError, TraceFormatError
 from profiler.instrument.content import ContentEncoder
+from profiler.instrument.context import (  # noqa: F401  (current_run/current_step: public here too)
+    _active,
+    _active_lock,
+    _current_run,
+    _current_step,
+    current_run,
+    current_step,
+)
 from profiler.trace.io import TraceWriter
 from profiler.trace.model import GpuStats, Output, Prompt, Run, Step, TraceHeader, Usage
 from profiler.usage import normalize_usage
@@ -49,36 +57,8 @@ Clock = Callable[[], float]
 Redactor = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
-_current_run: contextvars.ContextVar["RunHandle | None"] = contextvars.ContextVar(
-    "ctxprof_current_run", default=None)
-_current_step: contextvars.ContextVar["StepHandle | None"] = contextvars.ContextVar(
-    "ctxprof_current_step", default=None)
-
-# Recorders entered and not yet exited, innermost last (the fallback for context-less threads and
-# for the SDK patches, which are process-wide).
-_active: list["Recorder"] = []
-_active_lock = threading.Lock()
-
-
 def _default_id() -> str:
     return uuid.uuid4().hex[:16]
-
-
-def current_run() -> "RunHandle | None":
-    """The run that a step started now belongs to, or None when nothing is recording."""
-    run = _current_run.get()
-    if run is not None and not run.closed:
-        return run
-    with _active_lock:
-        for rec in reversed(_active):
-            if rec.root is not None and not rec.root.closed:
-                return rec.root
-    return None
-
-
-def current_step() -> "StepHandle | None":
-    step = _current_step.get()
-    return step if step is not None and not step.closed else None
 
 
 class StepHandle:
