@@ -20,6 +20,7 @@ from profiler.trace import load_trace
 from profiler.trace.model import Step, Usage
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.usefixtures("local_ray")  # one local Ray per module (conftest)
 pytest.importorskip("pyarrow")
 from profiler.distributed import analyze_on_ray  # noqa: E402
 from profiler.distributed.run_scope import split_runs  # noqa: E402
@@ -27,13 +28,6 @@ from profiler.trace.parquet import write_parquet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_traces").glob("*.jsonl"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def run_cli(*args: str | Path) -> int:

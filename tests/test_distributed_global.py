@@ -15,6 +15,7 @@ from profiler.trace import load_trace
 from profiler.trace.model import Output, Prompt, Step, Usage
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.usefixtures("local_ray")  # one local Ray per module (conftest)
 from profiler.distributed import analyze_on_ray  # noqa: E402
 from profiler.distributed.global_scope import analyze_global_scope, earliest_windows  # noqa: E402
 
@@ -22,13 +23,6 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_traces").glob("*.jsonl"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_sample_traces_give_identical_global_analysis():

@@ -14,6 +14,7 @@ from profiler.trace.io import write_trace
 from profiler.trace.model import Output, Prompt, Step, Trace
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.usefixtures("local_ray")  # one local Ray per module (conftest)
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 from profiler.distributed.replay import replay_on_ray  # noqa: E402
@@ -21,13 +22,6 @@ from profiler.replay import replay  # noqa: E402
 
 TOKEN_FIELDS = ("run_id", "step_id", "prompt_tokens", "output_tokens", "predicted_reused_tokens",
                 "analyzer_prefix_reused_tokens")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def two_run_trace() -> Trace:
