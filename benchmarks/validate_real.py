@@ -68,6 +68,15 @@ class UnitsRow:
     sim_wrong: int | None = None
 
 
+def print_table(table: list[tuple[str, ...]]) -> None:
+    """A plain text table: the first row is the head, the first column left-aligned, numbers right."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def units_row(trace: Trace, result: Analysis) -> UnitsRow:
     """The bill figures of `result` in both units, and the source's own simulator against reported."""
     from collections import Counter
@@ -194,11 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                        fmt_ratio(r.redundancy_ratio), fmt_int(r.reported_input),
                        fmt_int(r.input_on_reported), fmt_ratio(r.reported_cached_ratio),
                        "-" if r.seconds is None else f"{r.seconds:.1f}") for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for i, row in enumerate(table):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(table)
     print("prefix reuse = prefix_reused / input in run scope, (global) across all runs of the source;"
           " redundancy = (prefix_reused + repeated) / input;\nreported in = provider-reported input "
           "tokens on the steps that report usage, (ctxprof in) = ctxprof's count of the same steps;"
@@ -237,11 +242,7 @@ def print_units(rows: list[Row]) -> None:
                       fmt_int(u.negative_gap_steps), fmt_int(u.unreliable_steps), u.sim,
                       fmt_int(u.sim_calls) if u.sim != "-" else "-",
                       "-" if u.sim_mae is None else f"{u.sim_mae:,.0f}", fmt_int(u.sim_wrong)))
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for i, row in enumerate(table):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(table)
     print("ctxprof in / provider in = all input tokens in ctxprof's count and calibrated to the provider's;"
           " gap = ideal prefix - reported cached over\nthe steps that report caching (provider units; "
           "steps with contradictory usage left out); (mixed gap) = ctxprof prefix - reported cached, the\n"
