@@ -19,9 +19,9 @@ are repeated until they take at least --min-seconds, so their figures are stable
 3. Workload shapes, in process: per-token time of `analyze` relative to the smallest size of each
    shape (flat <= 1.3x is linear): many runs sharing a system prompt in global scope; sliding-window,
    growing-history, best-of-N and tree-search runs at growing depth. Max RSS is printed beside.
-4. Index memory: bytes per distinct 16-token block held by the analyzer's index (traced
-   allocations, prefix entries and repeated-window entries together) beside the block's own 16 prefix
-   hashes (128 bytes).
+4. Index memory: bytes per distinct 16-token block held by the analyzer's prefix index (traced
+   allocations) beside the block's own 16 prefix hashes (128 bytes), bytes per repeated-window entry,
+   and both together per block.
 """
 
 from __future__ import annotations
@@ -296,7 +296,8 @@ def main() -> None:
 
 def index_memory() -> None:
     """Bytes the reuse index allocates per distinct block: 200 steps of a sliding 8,000-token window
-    of random tokens (every step a new prefix chain, the worst case for prefix entries)."""
+    of random tokens (every step a new prefix chain, the worst case for prefix entries). Measured
+    twice, with and without repeated-window entries, to split the prefix blocks from the windows."""
     import tracemalloc
 
     from profiler.reuse import ReuseIndex, namespace_salt
@@ -306,17 +307,25 @@ def index_memory() -> None:
     for _ in range(200):
         history = np.concatenate([history, rng.integers(0, 200_000, 400)])
         seqs.append(history[-8000:].copy())
-    index = ReuseIndex(32)
-    hashed = [index.hashes(s, namespace_salt("bench")) for s in seqs]
-    tracemalloc.start()
-    for i, h in enumerate(hashed):
-        index.insert(h, i, index.match(int(h.mixed.size), h))
-    held, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    blocks = len(index._prefixes)
-    print(f"\nindex memory: {held / blocks:,.0f} bytes per distinct 16-token block "
-          f"({held / 2**20:,.0f} MiB for {blocks:,} blocks and {len(index._windows):,} windows), "
-          f"{held / blocks / 128:.1f}x the block's own 16 prefix hashes (128 bytes)")
+
+    def held(k: int) -> tuple[int, ReuseIndex]:
+        index = ReuseIndex(k)
+        hashed = [index.hashes(s, namespace_salt("bench")) for s in seqs]
+        tracemalloc.start()
+        for i, h in enumerate(hashed):
+            index.insert(h, i, index.match(int(h.mixed.size), h))
+        size, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return size, index
+
+    total, index = held(32)
+    prefixes_only, _ = held(1 << 40)  # no sequence is that long: no windows
+    blocks, windows = len(index._prefixes), len(index._windows)
+    print(f"\nindex memory: {total / 2**20:,.0f} MiB for {blocks:,} distinct 16-token blocks and {windows:,} "
+          f"distinct windows: {prefixes_only / blocks:,.0f} bytes per block "
+          f"({prefixes_only / blocks / 128:.1f}x the block's own 16 prefix hashes, 128 bytes), "
+          f"{(total - prefixes_only) / windows:,.0f} bytes per window (its hash is 8 bytes); "
+          f"{total / blocks:,.0f} bytes per block all told")
 
 
 if __name__ == "__main__":

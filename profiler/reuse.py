@@ -15,11 +15,14 @@ shape of the workload (many runs sharing a system prompt, best-of-N, tree search
   gives the hash of every prefix and of every `min_repeat`-token window.
 - Prefixes live in the shared `profiler.prefix.PrefixIndex`, one key per 16-token block (the prefix
   hash at the block's end, a prefix-closed set: the longest run of whole blocks is a binary search),
-  whose value lists the distinct continuations that followed the block. The last partial block is
-  matched by scanning at most 8 continuations; a block continued more often (many runs sharing a
-  system prompt, best-of-N, tree search) indexes the prefix hashes inside it instead, so no lookup
-  ever scans a growing list.
-- Windows live in a dict from window hash to the step that first had it.
+  whose value is a slot in `_Slots`: numpy chunks holding the tokens that first followed the block
+  (up to 16) and the steps that had it, so a block costs one dict entry and a row, not a Python
+  object. The last partial block is matched against that row. A block continued a second way (a
+  branch point) moves to a `_Block`, which scans at most 8 continuations; a block continued more
+  often (many runs sharing a system prompt, best-of-N, tree search) indexes the prefix hashes inside
+  it instead, so no lookup ever scans a growing list.
+- Windows live in a `profiler.prefix.WindowTable` (a dict while small, then bucketed numpy arrays)
+  from window hash to the step that first had it, looked up and inserted a whole sequence at a time.
 - Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
   match already found.
 
@@ -36,6 +39,7 @@ import numpy as np
 
 from profiler.prefix import PrefixIndex, id_block_hashes, sequence_hashes
 from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt, rolling_extend
+from profiler.prefix.windows import WindowTable
 
 _U64 = np.uint64
 
@@ -55,8 +59,8 @@ class Match:
     covered: np.ndarray  # bool mask over the prompt: inside a repeated window
     prefix_source: int | None  # ordinal of the step that first left the reused prefix
     sources: np.ndarray  # per covered-or-prefix position, the ordinal it came from (-1: novel)
-    # Windows looked up (starting at `window_start`): their source, -1 where absent. Lets `insert`
-    # skip the windows it already knows are indexed.
+    # Windows looked up (all those of the hashed sequence from `window_start` on): their source, -1
+    # where absent. Lets `insert` add only the new ones without looking them up again.
     window_start: int = 0
     window_src: np.ndarray | None = None
 
@@ -147,6 +151,78 @@ def _common_tokens(a: bytes, b: bytes) -> int:
     return lo
 
 
+def _grown(array: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((rows,) + array.shape[1:], dtype=array.dtype)
+    out[:array.shape[0]] = array
+    return out
+
+
+class _Slots:
+    """One record per block-aligned prefix, in fixed-size numpy chunks (no Python object per block):
+    the first continuation's mixed tokens (up to `_G`), its length and step, and the step that first
+    reached the prefix. About 150 bytes a block, beside the index's one dict entry."""
+
+    _CHUNK = 1 << 12
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._tokens: list[np.ndarray] = []  # (_CHUNK, _G) uint64 each (the first may be shorter)
+        self._length: list[np.ndarray] = []  # (_CHUNK,) uint8
+        self._steps: list[np.ndarray] = []  # (_CHUNK, 2) int64: first step, continuation's step
+
+    def append(self, mixed: np.ndarray, count: int, ordinal: int) -> int:
+        """Add `count` prefixes reached first by step `ordinal`; `mixed` holds their continuations
+        back to back (`_G` tokens each, the last one possibly shorter or empty). Returns the first
+        new slot."""
+        first, done = self.n, 0
+        while done < count:
+            chunk, row = divmod(self.n, self._CHUNK)
+            take = min(count - done, self._CHUNK - row)
+            if chunk == len(self._tokens):
+                # The first chunk starts small and doubles (a short run's index stays small); later
+                # chunks are allocated whole, so a large index never copies what it holds.
+                size = self._CHUNK if chunk else min(self._CHUNK, max(64, 2 * take))
+                self._tokens.append(np.zeros((size, _G), dtype=_U64))
+                self._length.append(np.zeros(size, dtype=np.uint8))
+                self._steps.append(np.zeros((size, 2), dtype=np.int64))
+            elif row + take > self._length[chunk].size:
+                size = min(self._CHUNK, max(2 * self._length[chunk].size, row + take))
+                self._tokens[chunk] = _grown(self._tokens[chunk], size)
+                self._length[chunk] = _grown(self._length[chunk], size)
+                self._steps[chunk] = _grown(self._steps[chunk], size)
+            # Rows are never written before, so they are zeros past the continuation's tokens.
+            part = mixed[done * _G: (done + take) * _G]
+            self._tokens[chunk][row:row + take].reshape(-1)[:part.size] = part
+            self._length[chunk][row:row + take] = _G
+            self._steps[chunk][row:row + take] = ordinal
+            done += take
+            self.n += take
+            if done == count:  # the last continuation may be short, or empty (no step had it yet)
+                tail = int(part.size) - (take - 1) * _G
+                self._length[chunk][row + take - 1] = tail
+                if not tail:
+                    self._steps[chunk][row + take - 1, 1] = -1
+        return first
+
+    def source(self, slot: int) -> int:
+        chunk, row = divmod(slot, self._CHUNK)
+        return int(self._steps[chunk][row, 0])
+
+    def continuation(self, slot: int) -> tuple[np.ndarray, int | None]:
+        """The first continuation's tokens (empty when none yet) and the step that had it."""
+        chunk, row = divmod(slot, self._CHUNK)
+        length = int(self._length[chunk][row])
+        if not length:
+            return self._tokens[chunk][row, :0], None
+        return self._tokens[chunk][row, :length], int(self._steps[chunk][row, 1])
+
+    def set_continuation(self, slot: int, block: np.ndarray, ordinal: int) -> None:
+        chunk, row = divmod(slot, self._CHUNK)
+        self._tokens[chunk][row, :block.size] = block
+        self._length[chunk][row] = block.size
+        self._steps[chunk][row, 1] = ordinal
+
+
 def cover_windows(prompt_len: int, prefix: int, k: int, first: int, starts_src: np.ndarray,
                   sources: np.ndarray) -> np.ndarray:
     """The repeated-span rule, given the source of each `k`-token window starting at `first`,
@@ -176,10 +252,12 @@ class ReuseIndex:
             raise ValueError("min_repeat must be >= 1")
         self.k = min_repeat
         self._powers = powers or Powers()
-        # Block-aligned prefixes: the prefix hash at each block end -> `_Block` of what followed.
+        # Block-aligned prefixes: the prefix hash at each block end -> its slot in `_slots` (slot 0
+        # is the empty prefix), which holds the first continuation; branch points move to `_multi`.
         self._prefixes = PrefixIndex()
-        self._root: _Block | None = None
-        self._windows: dict[int, int] = {}  # window hash -> ordinal of the step that first had it
+        self._slots = _Slots()
+        self._multi: dict[int, _Block] = {}
+        self._windows = WindowTable()  # window hash -> ordinal of the step that first had it
 
     def hashes(self, seq: np.ndarray, salt: int) -> SequenceHashes:
         return sequence_hashes(seq, salt, self.k, self._powers)
@@ -196,11 +274,10 @@ class ReuseIndex:
         first = max(0, prefix - k + 1)
         last = prompt_len - k  # last window start inside the prompt
         starts_src = None
-        if last >= first and self._windows:
-            windows = self._windows
-            keys = h.window[first: last + 1].tolist()
-            starts_src = np.fromiter(map(windows.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
-            covered = cover_windows(prompt_len, prefix, k, first, starts_src, sources)
+        if last >= first and len(self._windows):
+            # Every window from `first` on, the output's too, so `insert` knows which are new.
+            starts_src = self._windows.get_many(h.window[first:])
+            covered = cover_windows(prompt_len, prefix, k, first, starts_src[:last + 1 - first], sources)
         return Match(prefix=prefix, covered=covered, prefix_source=prefix_source, sources=sources,
                      window_start=first, window_src=starts_src)
 
@@ -212,47 +289,79 @@ class ReuseIndex:
         self._insert_prefixes(h, ordinal, reused_prefix)
         start = max(0, reused_prefix - self.k + 1)
         windows = h.window[start:]
-        if match is not None and match.window_src is not None and match.window_start == start:
-            looked_up = match.window_src.size
-            windows = np.concatenate([windows[:looked_up][match.window_src < 0], windows[looked_up:]])
-        # setdefault keeps the first step that had each key; map + deque runs the loop in C.
-        _consume(map(self._windows.setdefault, windows.tolist(), repeat(ordinal)))
-
-    def _block(self, m: int, h: SequenceHashes) -> _Block | None:
-        return self._root if m == 0 else self._prefixes.get(int(h.prefix[m * _G - 1]))
+        if match is not None and match.window_src is not None and match.window_start == start \
+                and match.window_src.size == windows.size:
+            self._windows.setdefault_many(windows[match.window_src < 0], ordinal, absent=True)
+        else:
+            self._windows.setdefault_many(windows, ordinal)  # keeps the first step that had each window
 
     def _longest_prefix(self, n: int, h: SequenceHashes) -> tuple[int, int | None]:
-        if self._root is None or n == 0:
+        slots = self._slots
+        if not slots.n or n == 0:
             return 0, None
         # Whole blocks: the block-end keys are prefix-closed, so a binary search finds the last held.
         m = self._prefixes.match(h.prefix[_G - 1: n: _G])
-        node = self._block(m, h)
-        assert node is not None
+        slot = 0 if m == 0 else self._prefixes.get(int(h.prefix[m * _G - 1]))
         end = min(n, m * _G + _G)
-        extra, source = node.extend(h.mixed[m * _G: end], h.prefix[m * _G: end])
+        extra, source = self._extend(slot, h.mixed[m * _G: end], h.prefix[m * _G: end])
         if extra == 0:
-            return m * _G, (node.source if m else None)
+            return m * _G, (slots.source(slot) if m else None)
         return m * _G + extra, source
 
+    def _extend(self, slot: int, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
+        """Longest common prefix of `block` (mixed tokens) with any continuation of `slot`'s prefix."""
+        multi = self._multi.get(slot)
+        if multi is not None:
+            return multi.extend(block, hashes)
+        cont, source = self._slots.continuation(slot)
+        size = min(int(block.size), int(cont.size))
+        if size == 0:
+            return 0, None
+        differ = np.flatnonzero(block[:size] != cont[:size])
+        common = int(differ[0]) if differ.size else size
+        return (common, source) if common else (0, None)
+
     def _insert_prefixes(self, h: SequenceHashes, ordinal: int, reused_prefix: int) -> None:
+        """Index the block-aligned prefixes of `h` from the one holding `reused_prefix` on. Node m is
+        the prefix of m blocks; what followed it is `mixed[m*_G : m*_G+_G]`. The prefixes already held
+        are a leading run (the set is prefix-closed): only those few are visited one by one, the new
+        ones are added in one vectorised step."""
         n = int(h.mixed.size)
-        if self._root is None:
-            self._root = _Block(ordinal, 0)
-        # One conversion per sequence (block-end keys as ints, tokens as bytes), not per block.
-        entries, prefix = self._prefixes.entries(), h.prefix
-        raw = h.mixed.tobytes()
-        first = reused_prefix // _G
-        ends = prefix[max(first, 1) * _G - 1::_G].tolist()
-        for m in range(first, n // _G + 1):
-            if m == 0:
-                node = self._root
-            else:
-                key = ends[m - max(first, 1)]
-                node = entries.get(key)
-                if node is None:
-                    node = entries[key] = _Block(ordinal, key)
-            start, end = m * _G, min(n, m * _G + _G)
-            node.add(raw[start * 8: end * 8], prefix[start:end], ordinal)
+        slots, prefix, mixed = self._slots, h.prefix, h.mixed
+        if not slots.n:
+            slots.append(mixed[:0], 1, ordinal)  # the root: the empty prefix
+        first, last = reused_prefix // _G, n // _G  # nodes first..last get a continuation
+        lo = max(first, 1)
+        keys = prefix[lo * _G - 1: last * _G: _G]  # block-end keys of nodes lo..last
+        held = self._prefixes.match(keys)
+        if first == 0:
+            self._add_continuation(0, 0, 0, h, ordinal)
+        entries = self._prefixes.entries()
+        for m in range(lo, lo + held):
+            key = int(keys[m - lo])
+            self._add_continuation(entries[key], key, m, h, ordinal)
+        if held < keys.size:
+            start = slots.append(mixed[(lo + held) * _G:], int(keys.size) - held, ordinal)
+            entries.update(zip(keys[held:].tolist(), range(start, slots.n)))
+
+    def _add_continuation(self, slot: int, key: int, m: int, h: SequenceHashes, ordinal: int) -> None:
+        """Record that node `slot` (prefix hash `key`, `m` blocks) was followed by `h`'s next tokens."""
+        start, end = m * _G, min(int(h.mixed.size), m * _G + _G)
+        if start >= end:
+            return
+        block = h.mixed[start:end]
+        multi = self._multi.get(slot)
+        if multi is None:
+            cont, source = self._slots.continuation(slot)
+            if not cont.size:
+                self._slots.set_continuation(slot, block, ordinal)
+                return
+            if cont.size == block.size and np.array_equal(cont, block):
+                return
+            # A second distinct continuation: this node moves to a `_Block` (rare: a branch point).
+            multi = self._multi[slot] = _Block(self._slots.source(slot), key)
+            multi.conts = (cont.tobytes(), source)
+        multi.add(block.tobytes(), h.prefix[start:end], ordinal)
 
     @property
     def size(self) -> int:
