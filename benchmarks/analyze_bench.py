@@ -17,8 +17,10 @@ are repeated until they take at least --min-seconds, so their figures are stable
 2. The same on long synthetic runs of realistic text (words drawn, Zipf-distributed, from the real
    traces' own text; syllable words when the data is absent).
 3. Workload shapes, in process: per-token time of `analyze` relative to the smallest size of each
-   shape (flat <= 1.3x is linear): many runs sharing a system prompt in global scope; sliding-window,
-   growing-history, best-of-N and tree-search runs at growing depth. Max RSS is printed beside.
+   shape and to size 100 (flat <= 1.3x is linear): many runs sharing a system prompt in global scope;
+   sliding-window, growing-history, best-of-N and tree-search runs at growing depth. The shares of
+   prompt tokens reused as a prefix and repeated elsewhere say which path the tokens took (a sliding
+   window at depth 10 has not started sliding: its prompts still grow). Max RSS is printed beside.
 4. Index memory: bytes per distinct 16-token block held by the analyzer's prefix index (traced
    allocations) beside the block's own 16 prefix hashes (128 bytes), bytes per repeated-window entry,
    and both together per block.
@@ -268,8 +270,8 @@ def main() -> None:
             write_trace(shape(kind, depth, text), path)
             end_to_end(f"synthetic: {kind} {depth}", path, tmp, args.repeat)
 
-    print(f"\n{'shape':<10} {'size':>7} {'prompt tokens':>14} {'analyze':>9} {'tokens/s':>11} "
-          f"{'time/token vs smallest':>23} {'max RSS':>9}")
+    print(f"\n{'shape':<10} {'size':>7} {'prompt tokens':>14} {'prefix':>7} {'repeated':>9} {'analyze':>9} "
+          f"{'tokens/s':>11} {'time/token vs smallest':>23} {'vs size 100':>12} {'max RSS':>9}")
     sizes = {
         "global": [10, 100, 1000, 10_000] + ([100_000] if args.large else []),
         "sliding": [10, 100, 1000] + ([2000] if args.large else []),
@@ -280,17 +282,25 @@ def main() -> None:
     if args.quick:
         sizes = {k: v[:3] for k, v in sizes.items()}
     for kind, values in sizes.items():
-        base = None
+        base = at_100 = None
         for size in values:
             trace = shape(kind, size, text)
             scope = "global" if kind == "global" else "run"
             t, result = cpu(lambda: analyze(trace, scope=scope), min_seconds=args.min_seconds, repeat=2)
-            tokens = result.totals.input_tokens + result.totals.output_tokens
+            totals = result.totals
+            tokens = totals.input_tokens + totals.output_tokens
             per_token = t / tokens
             base = base or per_token
+            if size == 100:
+                at_100 = per_token
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{kind:<10} {size:>7,} {result.totals.input_tokens:>14,} {t:>7.2f} s {tokens / t:>11,.0f} "
-                  f"{per_token / base:>22.2f}x {rss:>6,.0f} MiB", flush=True)
+            # The prefix / repeated shares say which path the tokens took: a prefix is matched per
+            # block, a repeated span needs a window lookup per token.
+            print(f"{kind:<10} {size:>7,} {totals.input_tokens:>14,} "
+                  f"{totals.prefix_reused_tokens / totals.input_tokens:>7.0%} "
+                  f"{totals.repeated_tokens / totals.input_tokens:>9.0%} {t:>7.2f} s {tokens / t:>11,.0f} "
+                  f"{per_token / base:>22.2f}x {(f'{per_token / at_100:.2f}x' if at_100 else ''):>12} "
+                  f"{rss:>6,.0f} MiB", flush=True)
     index_memory()
 
 

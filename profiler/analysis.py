@@ -535,8 +535,11 @@ def _sources(prefix_source: int | None, prefix: int, sources: np.ndarray, covere
     if prefix_source is not None and prefix:
         counts[prefix_source] = [prefix, 0]
     if covered.any():
-        ords, n = np.unique(sources[covered], return_counts=True)
-        for o, c in zip(ords.tolist(), n.tolist()):
+        # Sources come in runs (a window's tokens share one): count by run, no sort.
+        src = sources[covered]
+        starts = np.flatnonzero(np.concatenate(([True], src[1:] != src[:-1])))
+        lengths = np.diff(np.append(starts, src.size))
+        for o, c in zip(src[starts].tolist(), lengths.tolist()):
             counts.setdefault(o, [0, 0])[1] += c
     return tuple(ReuseSource(*ordinal_ids[o], p, r) for o, (p, r) in sorted(counts.items()))
 

@@ -232,15 +232,17 @@ def cover_windows(prompt_len: int, prefix: int, k: int, first: int, starts_src: 
     covered = np.zeros(prompt_len, dtype=bool)
     hit = np.flatnonzero(starts_src >= 0)
     if hit.size:
-        # For each position, the latest hit window starting at or before it.
-        marks = np.full(prompt_len, -1, dtype=np.int64)
-        marks[hit + first] = hit + first
+        # Positions from `first` on (no window starts before it): for each, the latest hit window
+        # starting at or before it.
+        span = prompt_len - first
+        marks = np.full(span, -1, dtype=np.int64)
+        marks[hit] = hit
         latest = np.maximum.accumulate(marks)
-        pos = np.arange(prompt_len)
-        covered = (latest >= 0) & (latest + k > pos)
-        covered[:prefix] = False
-        idx = np.flatnonzero(covered)
-        sources[idx] = starts_src[latest[idx] - first]
+        inside = (latest >= 0) & (latest + k > np.arange(span))
+        inside[:max(0, prefix - first)] = False
+        covered[first:] = inside
+        idx = np.flatnonzero(inside)
+        sources[idx + first] = starts_src[latest[idx]]
     return covered
 
 
