@@ -24,7 +24,18 @@ def fake_api() -> Iterator[FakeLLMServer]:
 
 
 def records(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """The file's records as written, except that a step's prompt is given whole: the parts it shares
+    with the previous step of its run (`messages_from` / `tools_from`) are resolved as a reader does."""
+    from profiler.trace.model import Step
+
     out = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    previous: dict[str, Any] = {}
+    for r in out:
+        if r.get("type") == "step":
+            step = Step.from_dict(r, previous=previous.get(str(r.get("run_id"))))
+            previous[step.run_id] = (step.step_id, step.prompt)
+            if "prompt" in r:
+                r["prompt"] = step.prompt.to_dict()
     return [r for r in out if kind is None or r.get("type") == kind]
 
 

@@ -11,7 +11,7 @@ from builders import make_step, make_trace, save, write_lines
 
 from profiler.errors import TraceFormatError, UnsupportedVersionError
 from profiler.trace.io import TraceWriter, iter_records, load_trace
-from profiler.trace.model import GpuStats, Run, TraceHeader, Usage
+from profiler.trace.model import SCHEMA_VERSION, GpuStats, Run, TraceHeader, Usage
 
 
 def test_round_trip_keeps_every_field(tmp_path):
@@ -29,7 +29,7 @@ def test_round_trip_keeps_every_field(tmp_path):
     # THEN the steps are equal and the run keeps its workflow
     assert loaded.steps == trace.steps
     assert loaded.run("a").workflow == "wf"
-    assert loaded.header.schema_version == 1
+    assert loaded.header.schema_version == SCHEMA_VERSION == 2
 
 
 def test_gzip_round_trip(tmp_path):
@@ -188,3 +188,147 @@ def test_a_response_format_round_trips_and_older_files_load_without_one(tmp_path
     # THEN the format survives, and a prompt without the key reads as None
     assert loaded.steps[0].prompt.response_format == fmt
     assert Prompt.from_dict({"messages": [{"role": "user", "content": "hi"}]}).response_format is None
+
+
+# --- shared history (schema 2: `messages_from` / `tools_from`) -----------------------------------
+
+def _conversation(run: str, turns: int, tools: list[dict] | None = None, start: float = 0.0) -> list:
+    """A growing conversation: each step's prompt is the previous one plus an answer and a result."""
+    history = [{"role": "system", "content": "You are a careful agent."}, {"role": "user", "content": "go"}]
+    steps = []
+    for i in range(turns):
+        steps.append(make_step(run, step_id=f"{run}{i}", messages=list(history), tools=tools,
+                               answer=f"step {i}", start=start + i))
+        history += [{"role": "assistant", "content": f"step {i}"}, {"role": "tool", "content": f"result {i}"}]
+    return steps
+
+
+def _raw_steps(path):
+    return [json.loads(line) for line in path.read_text().splitlines()[1:] if '"type":"step"' in line]
+
+
+def test_a_growing_run_is_written_as_its_new_messages_and_read_back_whole(tmp_path):
+    # GIVEN two interleaved growing conversations with the same tools
+    tools = [{"type": "function", "function": {"name": "search", "description": "find " * 50}}]
+    a, b = _conversation("a", 30, tools), _conversation("b", 30, tools, start=0.5)
+    trace = make_trace([s for pair in zip(a, b) for s in pair])
+    # WHEN it is written
+    path = save(trace, tmp_path / "t.jsonl")
+    # THEN every step after a run's first refers to the step before it in its run, with only its
+    # new messages written, and the tools by reference
+    raw = _raw_steps(path)
+    for run, steps in (("a", a), ("b", b)):
+        mine = [r for r in raw if r["run_id"] == run]
+        assert "messages_from" not in mine[0]["prompt"] and mine[0]["prompt"]["tools"]
+        for before, r in zip(steps, mine[1:]):
+            assert r["prompt"]["messages_from"] == {"step_id": before.step_id, "count": len(before.prompt.messages)}
+            assert len(r["prompt"]["messages"]) == 2 and r["prompt"]["tools_from"] == {"step_id": before.step_id}
+    # AND the file is a fraction of the prompts written whole
+    whole = sum(len(json.dumps(s.to_dict())) for s in trace.steps)
+    assert path.stat().st_size < whole / 5
+    # AND reading gives the same steps, sharing the message objects with the step before
+    loaded = load_trace(path)
+    assert loaded.steps == trace.steps
+    s0, s1 = loaded.run("a").steps[:2]
+    assert s1.prompt.messages[0] is s0.prompt.messages[0] and s1.prompt.tools is s0.prompt.tools
+
+
+def test_a_prompt_that_drops_or_rewrites_history_refers_to_the_shared_head_only(tmp_path):
+    # GIVEN a sliding window (the oldest messages dropped), a rewritten message, and a retry
+    base = [{"role": "system", "content": "sys"}] + [{"role": "user", "content": f"m{i}"} for i in range(6)]
+    prompts = [base, base[:3] + [{"role": "user", "content": "rewritten"}] + base[4:],
+               [base[0]] + base[3:], [base[0]] + base[3:], [{"role": "user", "content": "fresh"}]]
+    steps = [make_step("r", step_id=f"s{i}", messages=p, start=float(i)) for i, p in enumerate(prompts)]
+    path = save(make_trace(steps), tmp_path / "t.jsonl")
+    # THEN each step refers to as many leading messages as it shares with the previous one
+    counts = [r["prompt"].get("messages_from", {}).get("count", 0) for r in _raw_steps(path)]
+    assert counts == [0, 3, 1, 5, 0]
+    assert load_trace(path).steps == tuple(steps)
+
+
+def test_streaming_a_run_by_run_read_resolves_references_and_forgets_ended_runs(tmp_path):
+    from profiler.trace.io import iter_run_traces
+
+    steps = _conversation("a", 5) + _conversation("b", 5, start=10.0)
+    trace = make_trace(steps, runs=[Run(run_id="a", end_unix_s=5.0), Run(run_id="b", end_unix_s=20.0)])
+    path = save(trace, tmp_path / "t.jsonl")
+    runs = list(iter_run_traces(path))
+    assert [s for t in runs for s in t.steps] == list(trace.steps)
+
+
+def test_steps_reordered_or_removed_are_refused_naming_the_line_and_field(tmp_path):
+    # GIVEN a written growing run whose lines are then swapped, or whose step is removed
+    path = save(make_trace(_conversation("a", 4)), tmp_path / "t.jsonl")
+    lines = path.read_text().splitlines()
+    steps = [i for i, line in enumerate(lines) if '"type":"step"' in line]
+    swapped = list(lines)
+    swapped[steps[1]], swapped[steps[2]] = lines[steps[2]], lines[steps[1]]
+    (tmp_path / "swapped.jsonl").write_text("\n".join(swapped) + "\n")
+    removed = [line for i, line in enumerate(lines) if i != steps[0]]
+    (tmp_path / "removed.jsonl").write_text("\n".join(removed) + "\n")
+    # WHEN read, THEN one clear error names the line, the field and what to do
+    with pytest.raises(TraceFormatError) as e:
+        load_trace(tmp_path / "swapped.jsonl")
+    assert e.value.line == steps[1] + 1 and e.value.field == "prompt.messages_from.step_id"
+    assert "'a1'" in e.value.reason and "'a0'" in e.value.reason and "order" in e.value.hint
+    with pytest.raises(TraceFormatError) as e:
+        load_trace(tmp_path / "removed.jsonl")
+    assert "no step of this run comes before" in e.value.reason
+
+
+@pytest.mark.parametrize("ref, reason", [
+    ({"step_id": "s0", "count": 5}, "between 1 and the 2 message(s)"),
+    ({"step_id": "s0", "count": 0}, "between 1 and the 2 message(s)"),
+    ({"step_id": "s0", "count": "2"}, "expected an integer"),
+    ({"count": 1}, "is required"),
+    ("s0", "expected an object"),
+])
+def test_bad_references_are_refused_clearly(tmp_path, ref, reason):
+    first = {"type": "step", "run_id": "r", "step_id": "s0",
+             "prompt": {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}}
+    second = {"type": "step", "run_id": "r", "step_id": "s1", "prompt": {"messages_from": ref, "messages": []}}
+    path = write_lines(tmp_path / "t.jsonl", [first, second],
+                       header={"type": "header", "format": "ctxprof-trace", "schema_version": 2})
+    with pytest.raises(TraceFormatError) as e:
+        load_trace(path)
+    assert e.value.line == 3 and e.value.field.startswith("prompt.messages_from") and reason in e.value.reason
+
+
+def test_tools_from_a_step_without_tools_is_refused(tmp_path):
+    first = {"type": "step", "run_id": "r", "step_id": "s0", "prompt": {"messages": []}}
+    second = {"type": "step", "run_id": "r", "step_id": "s1",
+              "prompt": {"messages": [], "tools_from": {"step_id": "s0"}}}
+    path = write_lines(tmp_path / "t.jsonl", [first, second])
+    with pytest.raises(TraceFormatError, match="has no tools") as e:
+        load_trace(path)
+    assert e.value.field == "prompt.tools_from"
+
+
+def test_appending_to_a_file_starts_each_run_whole_and_a_torn_reference_is_skipped(tmp_path):
+    # GIVEN a run written by one writer, continued by a second writer appending to the same file
+    steps = _conversation("a", 4)
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path) as w:
+        for s in steps[:2]:
+            w.write_step(s)
+    with TraceWriter(path) as w:
+        for s in steps[2:]:
+            w.write_step(s)
+    raw = _raw_steps(path)
+    # THEN the second writer's first step is whole, its second refers to it
+    assert ["messages_from" in r["prompt"] for r in raw] == [False, True, False, True]
+    assert load_trace(path).steps == tuple(steps)
+    # AND a crash that tears the last (referring) line loses that line only
+    text = path.read_text()
+    path.write_text(text[: text.rstrip("\n").rfind("\n") + 1] + text.rstrip("\n").rsplit("\n", 1)[1][:40])
+    loaded = load_trace(path)
+    assert loaded.steps == tuple(steps[:3]) and "torn" in loaded.warnings[0]
+
+
+def test_a_version_1_file_reads_as_before(tmp_path):
+    path = write_lines(tmp_path / "t.jsonl", [
+        {"type": "step", "run_id": "r", "step_id": "s0", "prompt": {"messages": [{"role": "user", "content": "a"}]}},
+        {"type": "step", "run_id": "r", "step_id": "s1",
+         "prompt": {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}}])
+    loaded = load_trace(path)
+    assert loaded.header.schema_version == 1 and len(loaded.steps[1].prompt.messages) == 2

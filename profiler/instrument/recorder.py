@@ -458,19 +458,18 @@ class Recorder:
                                              decode_ms=timing.decode_ms,
                                              device=sampled.device or timing.device))
         step = self.encoder.encode(step)
-        record: dict[str, Any] | None = step.to_dict()
         if self.redact is not None:
-            record = self.redact(record)
+            record = self.redact(step.to_dict())
             if record is None:
                 return  # the hook dropped this step
             try:
-                Step.from_dict(record)
+                step = Step.from_dict(record)
             except TraceFormatError as e:
                 raise TraceFormatError(e.reason, field=e.field,
                                        hint="the redact hook must return a valid step record "
                                             "(or None to drop it)") from None
         assert self._writer is not None
-        self._writer.write(record)
+        self._writer.write_step(step)  # the history it shares with the run's previous step by reference
 
 
 def record(path: str | Path, workflow: str | None = None, *, content: str = "text",

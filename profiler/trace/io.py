@@ -5,6 +5,10 @@ readable file: at most its last line is torn. Reading streams the file; a torn *
 as a warning and skipped, any other bad line is an error naming the file, line and field. Files written
 by older schema versions are migrated record by record (`MIGRATIONS`); newer ones are refused with an
 upgrade hint. Files ending in `.gz` are read and written compressed.
+
+A step's prompt is written as a reference to the parts it shares with the previous step of its run
+(`TraceWriter.write_step`: leading messages, tools), so a run's file grows with its new messages, not
+with its whole history at every step; readers resolve the references keeping one prompt per open run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
@@ -24,16 +29,23 @@ from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 from profiler.errors import TraceFormatError
 from profiler.trace.model import (
     SCHEMA_VERSION,
+    Prompt,
     Run,
     Step,
     Trace,
     TraceHeader,
     parse_header,
+    shared_parts,
 )
 
+# Runs whose last step a writer keeps to refer to (a run past that writes its next step whole).
+_OPEN_RUNS = 1024
+
 # schema version -> function upgrading one record of that version to the next version.
-# Version 1 is the first; when version 2 arrives, add `1: _migrate_1_to_2` here.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    # Version 2 added `messages_from` / `tools_from` to prompts; every version-1 record is valid as is.
+    1: lambda record: record,
+}
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
@@ -229,6 +241,9 @@ class TraceWriter:
                                    hint="record to a .jsonl file, then `ctxprof export --format parquet`")
         self._lock = threading.Lock()
         self._fsync = fsync
+        # The last step written of each recent run (id, prompt), most recent last: what the next
+        # step of the run may refer to. Appending to an existing file starts empty (whole steps).
+        self._previous: OrderedDict[str, tuple[str, Prompt]] = OrderedDict()
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
             # Validates the header (and refuses newer versions) before appending.
@@ -273,12 +288,15 @@ class TraceWriter:
 
     def write_raw(self, line: str) -> None:
         with self._lock:
-            if self._file is None:
-                raise ValueError(f"trace writer for {self.path} is closed")
-            self._file.write(line + "\n")
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
+            self._write_locked(line)
+
+    def _write_locked(self, line: str) -> None:
+        if self._file is None:
+            raise ValueError(f"trace writer for {self.path} is closed")
+        self._file.write(line + "\n")
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
 
     def write(self, record: Mapping[str, Any]) -> None:
         self.write_raw(_dumps(record))
@@ -287,10 +305,21 @@ class TraceWriter:
         self.write(run.to_dict())
 
     def write_run_end(self, run: Run) -> None:
-        self.write(run.end_dict())
+        with self._lock:
+            self._previous.pop(run.run_id, None)
+            self._write_locked(_dumps(run.end_dict()))
 
     def write_step(self, step: Step) -> None:
-        self.write(step.to_dict())
+        """One step; the leading messages and the tools it shares with the previous step of its run
+        (written by this writer) are written as a reference to that step, so a run's file grows with
+        its new messages, not with its whole history at every step."""
+        with self._lock:
+            previous = self._previous.pop(step.run_id, None)
+            line = _dumps(step.to_dict(shared_parts(previous, step.prompt)))
+            self._write_locked(line)
+            self._previous[step.run_id] = (step.step_id, step.prompt)
+            if len(self._previous) > _OPEN_RUNS:
+                self._previous.popitem(last=False)  # that run's next step is written whole
 
     def close(self) -> None:
         with self._lock:
@@ -331,7 +360,9 @@ def iter_records(path: str | os.PathLike[str],
                  warnings: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield `(line_number, record)` for every line of a trace, the header first, migrated to the
     current schema version. A torn last line is skipped and described in `warnings`. Parquet traces
-    (`profiler.trace.parquet`) yield the same records, numbered by row."""
+    (`profiler.trace.parquet`) yield the same records, numbered by row. Records are as written: a
+    step's prompt may refer to the previous step of its run (`messages_from`, `tools_from`);
+    `load_trace` and `iter_run_traces` resolve those."""
     path = Path(path)
     from profiler.trace.parquet import is_parquet, iter_parquet_records
 
@@ -399,6 +430,7 @@ def _read_objects(path: Path, warnings: list[str], *, forget_ended: bool = False
     `iter_run_traces`; `forget_ended` drops a run's step ids at its `run_end` (bounded memory)."""
     header: TraceHeader | None = None
     seen_steps: dict[str, dict[str, int]] = {}
+    previous: dict[str, tuple[str, Prompt]] = {}  # per run: the last step's id and prompt
     unknown_types: set[str] = set()
     for lineno, record in iter_records(path, warnings):
         kind = record.get("type")
@@ -410,7 +442,8 @@ def _read_objects(path: Path, warnings: list[str], *, forget_ended: bool = False
             if kind == "header":
                 continue
             if kind == "step":
-                step = Step.from_dict(record, line=lineno)
+                step = Step.from_dict(record, line=lineno, previous=previous.get(str(record.get("run_id"))))
+                previous[step.run_id] = (step.step_id, step.prompt)
                 ids = seen_steps.setdefault(step.run_id, {})
                 if step.step_id in ids:
                     raise TraceFormatError(
@@ -424,6 +457,7 @@ def _read_objects(path: Path, warnings: list[str], *, forget_ended: bool = False
                 run_id = str(record.get("run_id"))
                 if forget_ended:
                     seen_steps.pop(run_id, None)
+                    previous.pop(run_id, None)
                 yield "run_end", (run_id, lineno, record)
             else:
                 unknown_types.add(str(kind))

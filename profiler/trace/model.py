@@ -1,4 +1,4 @@
-"""Records of the ctxprof trace file, version 1 (see docs/trace-format.md).
+"""Records of the ctxprof trace file, version 2 (see docs/trace-format.md).
 
 Each record is a frozen dataclass with an explicit `to_dict` / `from_dict`. `from_dict` validates
 types and raises `TraceFormatError` naming the field, so a reader can add the file and line. Units
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from profiler.errors import TraceFormatError, UnsupportedVersionError
 
 FORMAT_NAME = "ctxprof-trace"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UPGRADE_HINT = "upgrade ctxprof (pip install -U ctxprof) to read it"
 CONTENT_LEVELS = ("text", "tokens", "hashes")
 STEP_KINDS = ("llm", "tool")
@@ -73,6 +73,55 @@ _NUMBER = (int, float)
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SharedParts:
+    """What a prompt shares with the previous step of its run: that step's id, how many leading
+    messages are the same, and whether the tools are."""
+
+    step_id: str
+    messages: int
+    tools: bool
+
+
+def shared_parts(previous: "tuple[str, Prompt] | None", prompt: "Prompt") -> SharedParts | None:
+    """The parts of `prompt` equal to the previous step's (`previous`: its id and prompt): a writer
+    stores them as a reference, so a run's file grows with its new messages, not with its history."""
+    if previous is None:
+        return None
+    step_id, before = previous
+    count = 0
+    a, b = prompt.messages, before.messages
+    if a and b:
+        if len(b) <= len(a) and a[:len(b)] == b:  # the usual case: the history only grew (C compare)
+            count = len(b)
+        else:
+            m = min(len(a), len(b))
+            while count < m and (a[count] is b[count] or a[count] == b[count]):
+                count += 1
+    tools = prompt.tools is not None and before.tools is not None and (
+        prompt.tools is before.tools or prompt.tools == before.tools)
+    return SharedParts(step_id, count, tools) if count or tools else None
+
+
+def _shared_from(d: Mapping[str, Any], key: str, previous: "tuple[str, Prompt] | None",
+                 prefix: str) -> "Prompt | None":
+    """The previous step's prompt that `d[key]` (`{"step_id": ...}`) refers to; None without `key`."""
+    ref = _field(d, key, dict, prefix=prefix)
+    if ref is None:
+        return None
+    name = f"{prefix}.{key}"
+    step_id = str(_field(ref, "step_id", (str, int), prefix=name, required=True))
+    hint = ("a step can only refer to the step just before it in its run: restore the run's lines "
+            "in the order they were written")
+    if previous is None:
+        raise TraceFormatError(f"refers to step {step_id!r}, but no step of this run comes before this line",
+                               field=f"{name}.step_id", hint=hint)
+    if previous[0] != step_id:
+        raise TraceFormatError(f"refers to step {step_id!r}, but the step before this one in its run is "
+                               f"{previous[0]!r}", field=f"{name}.step_id", hint=hint)
+    return previous[1]
 
 
 @dataclass(frozen=True)
@@ -151,10 +200,21 @@ class Prompt:
             return "hashes"
         return "none"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, shared: "SharedParts | None" = None) -> dict[str, Any]:
+        """The record; with `shared`, the leading messages (and the tools) this prompt shares with
+        the previous step of its run are written as a reference to that step (schema 2)."""
+        messages, tools = self.messages, self.tools
+        messages_from = tools_from = None
+        if shared is not None and shared.messages and messages is not None:
+            messages_from = {"step_id": shared.step_id, "count": shared.messages}
+            messages = messages[shared.messages:]
+        if shared is not None and shared.tools and tools is not None:
+            tools_from, tools = {"step_id": shared.step_id}, None
         return _drop_none({
-            "messages": None if self.messages is None else [dict(m) for m in self.messages],
-            "tools": None if self.tools is None else [dict(t) for t in self.tools],
+            "messages_from": messages_from,
+            "messages": None if messages is None else [dict(m) for m in messages],
+            "tools_from": tools_from,
+            "tools": None if tools is None else [dict(t) for t in tools],
             "text": self.text,
             "token_ids": None if self.token_ids is None else list(self.token_ids),
             "tokenizer": self.tokenizer,
@@ -166,7 +226,10 @@ class Prompt:
         })
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], prefix: str = "prompt") -> "Prompt":
+    def from_dict(cls, d: Mapping[str, Any], prefix: str = "prompt",
+                  previous: "tuple[str, Prompt] | None" = None) -> "Prompt":
+        """`previous`: the step id and prompt of the step before this one in its run, which
+        `messages_from` / `tools_from` may refer to."""
         messages = _field(d, "messages", list, prefix=prefix)
         if messages is not None:
             for i, m in enumerate(messages):
@@ -181,6 +244,21 @@ class Prompt:
                 if not isinstance(t, dict):
                     raise TraceFormatError(f"must be an object, got {type(t).__name__}",
                                            field=f"{prefix}.tools[{i}]")
+        leading = _shared_from(d, "messages_from", previous, prefix)
+        if leading is not None:
+            held = leading.messages or ()
+            count = _field(d["messages_from"], "count", int, prefix=f"{prefix}.messages_from", required=True)
+            if not 1 <= count <= len(held):
+                raise TraceFormatError(
+                    f"must be between 1 and the {len(held)} message(s) of step {previous[0]!r}, "  # type: ignore[index]
+                    f"got {count}", field=f"{prefix}.messages_from.count")
+            messages = held[:count] + tuple(messages or ())
+        same_tools = _shared_from(d, "tools_from", previous, prefix)
+        if same_tools is not None:
+            if same_tools.tools is None:
+                raise TraceFormatError(f"step {previous[0]!r} has no tools to share",  # type: ignore[index]
+                                       field=f"{prefix}.tools_from")
+            tools = same_tools.tools
         block_hashes = _int_list(d, "block_hashes", prefix=prefix)
         block_size = _count(d, "block_size", prefix=prefix)
         num_tokens = _count(d, "num_tokens", prefix=prefix)
@@ -327,7 +405,9 @@ class Step:
             return None
         return (self.end_unix_s - self.start_unix_s) * 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, shared: "SharedParts | None" = None) -> dict[str, Any]:
+        """The `step` record; `shared` (from `shared_parts`) writes the prompt's parts shared with
+        the previous step of the run as a reference to it."""
         return _drop_none({
             "type": "step",
             "run_id": self.run_id,
@@ -340,7 +420,7 @@ class Step:
             "start_unix_s": self.start_unix_s,
             "end_unix_s": self.end_unix_s,
             "ttft_ms": self.ttft_ms,
-            "prompt": self.prompt.to_dict() or None,
+            "prompt": self.prompt.to_dict(shared) or None,
             "output": self.output.to_dict() or None,
             "usage": self.usage.to_dict() or None,
             "gpu": None if self.gpu is None else self.gpu.to_dict(),
@@ -348,7 +428,10 @@ class Step:
         })
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], line: int | None = None) -> "Step":
+    def from_dict(cls, d: Mapping[str, Any], line: int | None = None,
+                  previous: "tuple[str, Prompt] | None" = None) -> "Step":
+        """`previous`: the step id and prompt of the step before this one in its run (what a
+        schema-2 prompt's `messages_from` / `tools_from` refer to)."""
         kind = _field(d, "kind", str, prefix="", default="llm")
         if kind not in STEP_KINDS:
             raise TraceFormatError(f"must be one of {', '.join(STEP_KINDS)}, got {kind!r}", field="kind")
@@ -368,7 +451,7 @@ class Step:
             start_unix_s=None if start is None else float(start),
             end_unix_s=None if end is None else float(end),
             ttft_ms=_field(d, "ttft_ms", _NUMBER, prefix=""),
-            prompt=Prompt.from_dict(_field(d, "prompt", dict, prefix="", default={})),
+            prompt=Prompt.from_dict(_field(d, "prompt", dict, prefix="", default={}), previous=previous),
             output=Output.from_dict(_field(d, "output", dict, prefix="", default={})),
             usage=Usage.from_dict(_field(d, "usage", dict, prefix="", default={})),
             gpu=None if gpu is None else GpuStats.from_dict(gpu),
