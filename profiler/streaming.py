@@ -18,13 +18,13 @@ or not at all).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from profiler.analysis import ANALYSIS_SCHEMA, AnalysisOptions, TotalsSum, analyze_each_run, input_warnings
 from profiler.options import ProfileOptions
+from profiler.render.jsontext import dumps
 from profiler.trace.model import Step, Trace
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class _RunWarnings:
 def _indented(value: Any, by: str) -> str:
     """`value` as `json.dump(..., indent=2)` writes it nested `by` deeper (JSON text has no raw
     newline inside a string, so every newline starts a line of structure)."""
-    return by + json.dumps(value, indent=2, default=str).replace("\n", "\n" + by)
+    return by + dumps(value, indent=2).replace("\n", "\n" + by)
 
 
 def run_traces(path: Path) -> Iterator[Trace] | None:
@@ -108,8 +108,8 @@ def write_analysis_json(path: Path, runs: Iterator[Trace], options: ProfileOptio
     prices = options.price_table()
     tok = StepTokenizer()
     totals, calibration, unpriced, notes = TotalsSum(), CalibrationFindings(), UnpricedSteps(), _RunWarnings()
-    head = json.dumps({"schema": ANALYSIS_SCHEMA, "options": asdict(analysis_options),
-                       "traces": [str(path)], "runs": 0}, indent=2, default=str)
+    head = dumps({"schema": ANALYSIS_SCHEMA, "options": asdict(analysis_options),
+                  "traces": [str(path)], "runs": 0}, indent=2)
     stream.write(head[: -len("0\n}")])
     written = 0
     for part in analyze_each_run(noted(), block_size=options.block_size, min_repeat=options.min_repeat,
@@ -130,6 +130,6 @@ def write_analysis_json(path: Path, runs: Iterator[Trace], options: ProfileOptio
     warnings = [*notes.file_warnings,
                 *input_warnings(notes.no_content, no_content, notes.absent, absent, tok),
                 *calibration.warnings(), *unpriced.warnings()]
-    tail = json.dumps({"totals": totals.totals().to_dict(), "warnings": warnings}, indent=2, default=str)
+    tail = dumps({"totals": totals.totals().to_dict(), "warnings": warnings}, indent=2)
     stream.write(",\n" + tail[len("{\n"):] + "\n")
     return warnings

@@ -30,3 +30,34 @@ def test_json_report_is_strict_json_with_every_section():
     assert doc["warnings"] == ["w"]
     assert set(doc) == {"schema", "title", "options", "units", "headline", "analysis", "costs",
                         "simulations", "engine", "diagnosis", "reuse_matrix", "unavailable", "warnings"}
+
+
+# --- the indented JSON writer: the standard library's text, faster ---------------------------------
+
+import enum as _enum  # noqa: E402
+import json as _json  # noqa: E402
+
+import numpy as _np  # noqa: E402
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import settings as _settings  # noqa: E402
+from hypothesis import strategies as _st  # noqa: E402
+
+
+class _Kind(str, _enum.Enum):
+    run = "run"
+
+
+_scalars = (_st.none() | _st.booleans() | _st.integers(-2**70, 2**70) | _st.floats(allow_nan=True)
+            | _st.text() | _st.sampled_from([_Kind.run, _np.int64(7), _np.float64(1.5), _np.bool_(True), b"x"]))
+_keys = _st.text() | _st.integers() | _st.floats(allow_nan=False) | _st.booleans() | _st.none()
+_documents = _st.recursive(_scalars, lambda inner: _st.lists(inner, max_size=4)
+                           | _st.lists(inner, max_size=3).map(tuple)
+                           | _st.dictionaries(_keys, inner, max_size=4), max_leaves=30)
+
+
+@_settings(max_examples=400, deadline=None)
+@_given(doc=_documents, indent=_st.sampled_from([0, 2, 4]))
+def test_indented_json_is_the_standard_librarys_text(doc, indent):
+    from profiler.render.jsontext import dumps
+
+    assert dumps(doc, indent=indent) == _json.dumps(doc, indent=indent, default=str)

@@ -4,7 +4,6 @@ of a `Profile` (the analysis tables, then whichever simulations and diagnosis it
 from __future__ import annotations
 
 import csv
-import json
 from typing import IO, TYPE_CHECKING, Any, Sequence
 
 from rich import box
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from profiler.analysis import Analysis, Totals
 from profiler.render import fmt
+from profiler.render.jsontext import dumps
 
 if TYPE_CHECKING:
     from profiler.profile import Profile
@@ -141,7 +141,7 @@ def write_table(profile: "Profile", stream: IO[str], sections: Sequence[str] = S
 
 
 def write_json(data: Any, stream: IO[str]) -> None:
-    json.dump(data, stream, indent=2, sort_keys=False, default=str)
+    stream.write(dumps(data, indent=2))  # json.dump(data, indent=2, default=str), the same text
     stream.write("\n")
 
 
