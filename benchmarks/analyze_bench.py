@@ -11,7 +11,7 @@ are repeated until they take at least --min-seconds, so their figures are stable
 
 1. Real traces (../shared/data imported into ctxprof traces in a temp folder) end to end through the CLI:
    `python -m profiler analyze TRACE -f json -o OUT` (interpreter start, JSON parse, encoding load,
-   analysis, pricing, JSON written), beside the naive peer in a fresh interpreter: parse the trace,
+   analysis, pricing, JSON written), beside the naive peer in a fresh interpreter: read the trace,
    load the encoding, render every prompt and tokenize it in full, and take the longest common prefix
    against every earlier prompt + output of the run. Both must give the same prefix figures (checked).
 2. The same on long synthetic runs of realistic text (words drawn, Zipf-distributed, from the real
@@ -160,8 +160,9 @@ def end_to_end(name: str, trace: Path, tmp: Path, repeat: int) -> None:
     data = json.loads(cli_out.read_text())
     tokens = data["totals"]["input_tokens"]
     ok = same_prefix_figures(cli_out, peer_out)
-    print(f"{name:<28} {data['totals']['steps']:>6} {tokens:>12,} {t_cli:>9.2f} s {t_peer:>9.2f} s "
-          f"{t_peer / t_cli:>8.1f}x  {'identical' if ok else 'DIFFERENT'}", flush=True)
+    print(f"{name:<28} {data['totals']['steps']:>6} {tokens:>12,} {trace.stat().st_size / 1e6:>8.1f} "
+          f"{t_cli:>9.2f} s {t_peer:>9.2f} s {t_peer / t_cli:>8.1f}x  {'identical' if ok else 'DIFFERENT'}",
+          flush=True)
 
 
 # --- realistic text ------------------------------------------------------------------------------
@@ -245,6 +246,7 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="up to 100,000 runs and depth 2,000")
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--end-to-end-only", action="store_true", help="table 1 and 2 only")
     ap.add_argument("--repeat", type=int, default=2, help="end-to-end repeats (best is kept)")
     args = ap.parse_args()
     import profiler
@@ -254,8 +256,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        print(f"\n{'end to end (CLI vs naive peer)':<28} {'steps':>6} {'prompt tok':>12} {'ctxprof':>11} "
-              f"{'naive peer':>11} {'speedup':>9}  prefix figures   (CPU s)")
+        print(f"\n{'end to end (CLI vs naive peer)':<28} {'steps':>6} {'prompt tok':>12} {'file MB':>8} "
+              f"{'ctxprof':>11} {'naive peer':>11} {'speedup':>9}  prefix figures   (CPU s)")
         if not args.skip_real and args.data.exists():
             from profiler.importers.registry import import_sources
             for fmt, folder in REAL:
@@ -269,6 +271,8 @@ def main() -> None:
             path = tmp / f"{kind}.jsonl"
             write_trace(shape(kind, depth, text), path)
             end_to_end(f"synthetic: {kind} {depth}", path, tmp, args.repeat)
+    if args.end_to_end_only:
+        return
 
     print(f"\n{'shape':<10} {'size':>7} {'prompt tokens':>14} {'prefix':>7} {'repeated':>9} {'analyze':>9} "
           f"{'tokens/s':>11} {'time/token vs smallest':>23} {'vs size 100':>12} {'max RSS':>9}")

@@ -21,8 +21,8 @@ shape of the workload (many runs sharing a system prompt, best-of-N, tree search
   branch point) moves to a `_Block`, which scans at most 8 continuations; a block continued more
   often (many runs sharing a system prompt, best-of-N, tree search) indexes the prefix hashes inside
   it instead, so no lookup ever scans a growing list.
-- Windows live in a `profiler.prefix.WindowTable` (a dict while small, then bucketed numpy arrays)
-  from window hash to the step that first had it, looked up and inserted a whole sequence at a time.
+- Windows live in a dict from window hash to the step that first had it; a match looks up every
+  window past the reused prefix (the output's too), so the insert adds only the new ones.
 - Only what the index does not hold yet is inserted: nothing inside the reused prefix, no window the
   match already found.
 
@@ -39,7 +39,6 @@ import numpy as np
 
 from profiler.prefix import PrefixIndex, id_block_hashes, sequence_hashes
 from profiler.prefix.hashing import Powers, SequenceHashes, namespace_salt, rolling_extend
-from profiler.prefix.windows import WindowTable
 
 _U64 = np.uint64
 
@@ -259,7 +258,7 @@ class ReuseIndex:
         self._prefixes = PrefixIndex()
         self._slots = _Slots()
         self._multi: dict[int, _Block] = {}
-        self._windows = WindowTable()  # window hash -> ordinal of the step that first had it
+        self._windows: dict[int, int] = {}  # window hash -> ordinal of the step that first had it
 
     def hashes(self, seq: np.ndarray, salt: int) -> SequenceHashes:
         return sequence_hashes(seq, salt, self.k, self._powers)
@@ -276,9 +275,10 @@ class ReuseIndex:
         first = max(0, prefix - k + 1)
         last = prompt_len - k  # last window start inside the prompt
         starts_src = None
-        if last >= first and len(self._windows):
+        if last >= first and self._windows:
             # Every window from `first` on, the output's too, so `insert` knows which are new.
-            starts_src = self._windows.get_many(h.window[first:])
+            keys = h.window[first:].tolist()
+            starts_src = np.fromiter(map(self._windows.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
             covered = cover_windows(prompt_len, prefix, k, first, starts_src[:last + 1 - first], sources)
         return Match(prefix=prefix, covered=covered, prefix_source=prefix_source, sources=sources,
                      window_start=first, window_src=starts_src)
@@ -293,9 +293,9 @@ class ReuseIndex:
         windows = h.window[start:]
         if match is not None and match.window_src is not None and match.window_start == start \
                 and match.window_src.size == windows.size:
-            self._windows.setdefault_many(windows[match.window_src < 0], ordinal, absent=True)
-        else:
-            self._windows.setdefault_many(windows, ordinal)  # keeps the first step that had each window
+            windows = windows[match.window_src < 0]
+        # setdefault keeps the first step that had each window; map + deque runs the loop in C.
+        _consume(map(self._windows.setdefault, windows.tolist(), repeat(ordinal)))
 
     def _longest_prefix(self, n: int, h: SequenceHashes) -> tuple[int, int | None]:
         slots = self._slots

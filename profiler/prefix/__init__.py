@@ -1,6 +1,5 @@
 """The prefix core shared by the analyzer, the provider and engine cache simulators, diagnosis and
-replay: one hash scheme (`hashing`), one prefix index with pluggable eviction (`index`), one
-repeated-window table (`windows`). The one step
+replay: one hash scheme (`hashing`), one prefix index with pluggable eviction (`index`). The one step
 order is `profiler.trace.model.ordered_llm_steps`; the one model-shape table is
 `profiler.cache_sim.presets.KV_PRESETS`.
 """
@@ -17,8 +16,7 @@ from profiler.prefix.hashing import (
     sequence_hashes,
 )
 from profiler.prefix.index import POLICIES, EvictionPolicy, FIFOPolicy, LRUPolicy, PrefixIndex, make_policy
-from profiler.prefix.windows import WindowTable
 
 __all__ = ["BlockHash", "EvictionPolicy", "FIFOPolicy", "LRUPolicy", "POLICIES", "Powers", "PrefixIndex",
-           "SequenceHashes", "WindowTable", "block_hashes", "chained_id_block_hashes_many", "id_block_hashes", "make_policy", "namespace_salt",
+           "SequenceHashes", "block_hashes", "chained_id_block_hashes_many", "id_block_hashes", "make_policy", "namespace_salt",
            "prefix_hashes", "sequence_hashes"]
