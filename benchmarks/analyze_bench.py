@@ -243,7 +243,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a couple of minutes)")
-    ap.add_argument("--large", action="store_true", help="up to 100,000 runs and depth 2,000")
+    ap.add_argument("--large", action="store_true",
+                    help="up to 100,000 runs and depth 2,000, and a 1,000-step growing run end to end")
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--end-to-end-only", action="store_true", help="table 1 and 2 only")
@@ -267,8 +268,11 @@ def main() -> None:
                 path = tmp / f"{folder}.jsonl"
                 write_trace(import_sources(fmt, [src]), path)
                 end_to_end(f"real: {folder}", path, tmp, args.repeat)
-        for kind, depth in (("sliding", 300 if args.quick else 1000), ("growing", 150 if args.quick else 400)):
-            path = tmp / f"{kind}.jsonl"
+        synthetic = [("sliding", 300 if args.quick else 1000), ("growing", 150 if args.quick else 400)]
+        if args.large:
+            synthetic.append(("growing", 1000))  # the peer alone takes about a minute
+        for kind, depth in synthetic:
+            path = tmp / f"{kind}{depth}.jsonl"
             write_trace(shape(kind, depth, text), path)
             end_to_end(f"synthetic: {kind} {depth}", path, tmp, args.repeat)
     if args.end_to_end_only:
