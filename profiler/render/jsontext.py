@@ -29,25 +29,8 @@ def _float(value: float) -> str:
     return float.__repr__(value)
 
 
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return _encode_str(key)
-    if key is True:
-        return '"true"'
-    if key is False:
-        return '"false"'
-    if key is None:
-        return '"null"'
-    if isinstance(key, int):
-        return _encode_str(int.__repr__(key))
-    if isinstance(key, float):
-        return _encode_str(_float(key))
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
-def _encode(value: Any, pad: str, step: str) -> str:
-    if isinstance(value, str):
-        return _encode_str(value)
+def _scalar(value: Any) -> str | None:
+    """The JSON text of None, a bool or a number; None for anything else."""
     if value is None:
         return "null"
     if value is True:
@@ -58,6 +41,24 @@ def _encode(value: Any, pad: str, step: str) -> str:
         return int.__repr__(value)
     if isinstance(value, float):
         return _float(value)
+    return None
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return _encode_str(key)
+    text = _scalar(key)  # a non-string key is written as the string of its JSON text
+    if text is None:
+        raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+    return '"' + text + '"'
+
+
+def _encode(value: Any, pad: str, step: str) -> str:
+    if isinstance(value, str):
+        return _encode_str(value)
+    text = _scalar(value)
+    if text is not None:
+        return text
     inner = pad + step
     if isinstance(value, dict):
         if not value:
