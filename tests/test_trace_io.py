@@ -332,3 +332,14 @@ def test_a_version_1_file_reads_as_before(tmp_path):
          "prompt": {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}}])
     loaded = load_trace(path)
     assert loaded.header.schema_version == 1 and len(loaded.steps[1].prompt.messages) == 2
+
+
+def test_appending_to_a_version_1_file_writes_whole_prompts(tmp_path):
+    # GIVEN a file an older ctxprof wrote (version 1), WHEN a writer appends a growing run to it
+    path = write_lines(tmp_path / "t.jsonl", [])
+    with TraceWriter(path) as w:
+        for s in _conversation("a", 3):
+            w.write_step(s)
+    # THEN no step refers to another (a version-1 reader would misread it), and it reads back whole
+    assert not any("messages_from" in r["prompt"] or "tools_from" in r["prompt"] for r in _raw_steps(path))
+    assert [len(s.prompt.messages) for s in load_trace(path).steps] == [2, 4, 6]

@@ -245,9 +245,13 @@ class TraceWriter:
         # step of the run may refer to. Appending to an existing file starts empty (whole steps).
         self._previous: OrderedDict[str, tuple[str, Prompt]] = OrderedDict()
         exists = self.path.exists() and self.path.stat().st_size > 0
+        # Steps refer to the previous step's shared parts only in a file whose header says a version
+        # that has them: appended to a version-1 file they are written whole, as its readers expect.
+        self._refer = True
         if exists:
             # Validates the header (and refuses newer versions) before appending.
-            next(iter_records(self.path), None)
+            first = next(iter_records(self.path), None)
+            self._refer = first is not None and first[1].get("schema_version", 0) >= 2
             self._drop_torn_line()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = _open_text(self.path, "a")
@@ -315,7 +319,7 @@ class TraceWriter:
         its new messages, not with its whole history at every step."""
         with self._lock:
             previous = self._previous.pop(step.run_id, None)
-            line = _dumps(step.to_dict(shared_parts(previous, step.prompt)))
+            line = _dumps(step.to_dict(shared_parts(previous, step.prompt) if self._refer else None))
             self._write_locked(line)
             self._previous[step.run_id] = (step.step_id, step.prompt)
             if len(self._previous) > _OPEN_RUNS:
