@@ -106,8 +106,8 @@ def shared_parts(previous: "tuple[str, Prompt] | None", prompt: "Prompt") -> Sha
 
 
 def _shared_from(d: Mapping[str, Any], key: str, previous: "tuple[str, Prompt] | None",
-                 prefix: str) -> "Prompt | None":
-    """The previous step's prompt that `d[key]` (`{"step_id": ...}`) refers to; None without `key`."""
+                 prefix: str) -> "tuple[str, Prompt] | None":
+    """The previous step (id, prompt) that `d[key]` (`{"step_id": ...}`) refers to; None without `key`."""
     ref = _field(d, key, dict, prefix=prefix)
     if ref is None:
         return None
@@ -121,7 +121,7 @@ def _shared_from(d: Mapping[str, Any], key: str, previous: "tuple[str, Prompt] |
     if previous[0] != step_id:
         raise TraceFormatError(f"refers to step {step_id!r}, but the step before this one in its run is "
                                f"{previous[0]!r}", field=f"{name}.step_id", hint=hint)
-    return previous[1]
+    return previous
 
 
 @dataclass(frozen=True)
@@ -244,21 +244,19 @@ class Prompt:
                 if not isinstance(t, dict):
                     raise TraceFormatError(f"must be an object, got {type(t).__name__}",
                                            field=f"{prefix}.tools[{i}]")
-        leading = _shared_from(d, "messages_from", previous, prefix)
-        if leading is not None:
-            held = leading.messages or ()
+        referred = _shared_from(d, "messages_from", previous, prefix)
+        if referred is not None:
+            held = referred[1].messages or ()
             count = _field(d["messages_from"], "count", int, prefix=f"{prefix}.messages_from", required=True)
             if not 1 <= count <= len(held):
-                raise TraceFormatError(
-                    f"must be between 1 and the {len(held)} message(s) of step {previous[0]!r}, "  # type: ignore[index]
-                    f"got {count}", field=f"{prefix}.messages_from.count")
+                raise TraceFormatError(f"must be between 1 and the {len(held)} message(s) of step "
+                                       f"{referred[0]!r}, got {count}", field=f"{prefix}.messages_from.count")
             messages = held[:count] + tuple(messages or ())
-        same_tools = _shared_from(d, "tools_from", previous, prefix)
-        if same_tools is not None:
-            if same_tools.tools is None:
-                raise TraceFormatError(f"step {previous[0]!r} has no tools to share",  # type: ignore[index]
-                                       field=f"{prefix}.tools_from")
-            tools = same_tools.tools
+        referred = _shared_from(d, "tools_from", previous, prefix)
+        if referred is not None:
+            if referred[1].tools is None:
+                raise TraceFormatError(f"step {referred[0]!r} has no tools to share", field=f"{prefix}.tools_from")
+            tools = referred[1].tools
         block_hashes = _int_list(d, "block_hashes", prefix=prefix)
         block_size = _count(d, "block_size", prefix=prefix)
         num_tokens = _count(d, "num_tokens", prefix=prefix)
