@@ -11,6 +11,9 @@ them. Tool steps (kind "tool") carry no prompt and are left out of token metrics
 
 from __future__ import annotations
 
+import gc
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -417,10 +420,38 @@ def analyze(traces: Trace | Iterable[Trace], *, scope: str = "run", block_size: 
     warnings: list[str] = [w for t in trace_list for w in t.warnings]
 
     ordered = ordered_llm_steps(trace_list)
+    with _rare_young_collections():
+        return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
 
-    # The process-wide garbage collector is left alone: on the prefix core the analysis stays linear
-    # with it on (60,000 steps: 10% slower than with it off, the same ratio as at 1,000 steps).
-    return _analyze_ordered(trace_list, ordered, options, tok, warnings, progress)
+
+_YOUNG_THRESHOLD = 100_000  # allocations between young collections while an analysis runs
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextmanager
+def _rare_young_collections() -> Iterator[None]:
+    """An analysis allocates many small objects that live until it ends (index entries, step
+    results) and makes no reference cycles of its own. Under the default thresholds (a young
+    collection every 700 allocations) the collector's full passes walk every live object again as
+    they accumulate: 11% of the time of 30,000 runs sharing a prompt, against 2% at 1,000. While any
+    analysis runs, young collections wait for 100,000 allocations (2% at 30,000 runs); the thresholds
+    in force before come back when the last one ends. A disabled collector is left alone."""
+    global _gc_depth, _gc_saved
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_saved = gc.get_threshold()
+            if 0 < _gc_saved[0] < _YOUNG_THRESHOLD:
+                gc.set_threshold(_YOUNG_THRESHOLD, *_gc_saved[1:])
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and gc.get_threshold()[0] == _YOUNG_THRESHOLD != _gc_saved[0]:
+                gc.set_threshold(*_gc_saved)
 
 
 _STREAM_MEMO_LIMIT = 200_000  # distinct texts memoized before a stream of runs forgets them

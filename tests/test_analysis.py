@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from builders import make_step, make_trace
 
 from profiler.analysis import analyze
@@ -59,3 +60,28 @@ def test_steps_without_content_use_reported_usage_and_warn():
     result = analyze(make_trace([step]))
     assert result.steps[0].input_tokens == 1234 and result.steps[0].novel_tokens == 1234
     assert any("no prompt content" in w for w in result.warnings)
+
+
+def test_young_collections_are_rarer_during_an_analysis_and_restored_after():
+    import gc
+
+    from profiler.analysis import analyze
+
+    trace = make_trace([make_step("r", tokens=[1, 2, 3]), make_step("r", tokens=[1, 2, 3, 4])])
+    before = gc.get_threshold()
+    seen = []
+    # WHEN an analysis runs, THEN young collections wait for 100,000 allocations
+    analyze(trace, progress=lambda steps, tokens: seen.append(gc.get_threshold()[0]))
+    assert seen and set(seen) == {100_000}
+    # AND the thresholds in force before come back, also when the analysis fails
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError):
+        analyze(trace, progress=lambda steps, tokens: (_ for _ in ()).throw(RuntimeError("stop")))
+    assert gc.get_threshold() == before
+    # AND a collector switched off (threshold 0) stays off
+    try:
+        gc.set_threshold(0)
+        analyze(trace, progress=lambda steps, tokens: seen.append(gc.get_threshold()[0]))
+        assert seen[-1] == 0 and gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
