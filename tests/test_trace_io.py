@@ -343,3 +343,17 @@ def test_appending_to_a_version_1_file_writes_whole_prompts(tmp_path):
     # THEN no step refers to another (a version-1 reader would misread it), and it reads back whole
     assert not any("messages_from" in r["prompt"] or "tools_from" in r["prompt"] for r in _raw_steps(path))
     assert [len(s.prompt.messages) for s in load_trace(path).steps] == [2, 4, 6]
+
+
+def test_steps_written_as_records_break_no_reference(tmp_path):
+    # GIVEN a run whose steps are written partly as plain records (`write`) and partly as steps
+    steps = _conversation("a", 4)
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path) as w:
+        w.write_step(steps[0])
+        w.write(steps[1].to_dict())
+        w.write_step(steps[2])
+        w.write_step(steps[3])
+    # THEN a step after a plain record is written whole, the next refers to it, and all read back
+    assert ["messages_from" in r["prompt"] for r in _raw_steps(path)] == [False, False, False, True]
+    assert load_trace(path).steps == tuple(steps)

@@ -291,7 +291,10 @@ class TraceWriter:
                 pos = start
 
     def write_raw(self, line: str) -> None:
+        """One line as it is. A step written this way is not known to `write_step`, so every run's
+        next step is written whole afterwards."""
         with self._lock:
+            self._previous.clear()
             self._write_locked(line)
 
     def _write_locked(self, line: str) -> None:
@@ -303,7 +306,12 @@ class TraceWriter:
             os.fsync(self._file.fileno())
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self.write_raw(_dumps(record))
+        """One record as it is; after a `step` record, its run's next step is written whole."""
+        line = _dumps(record)
+        with self._lock:
+            if record.get("type") == "step":
+                self._previous.pop(str(record.get("run_id")), None)
+            self._write_locked(line)
 
     def write_run(self, run: Run) -> None:
         self.write(run.to_dict())
