@@ -7,10 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.cache_sim.kv_cache import EngineSimulation
-
-
-def _int(v: int | None) -> str:
-    return "-" if v is None else f"{v:,}"
+from profiler.render.fmt import tokens as _int
 
 
 def engine_table(sim: EngineSimulation, *, title: str | None = None) -> Table:

@@ -16,6 +16,25 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def one_decimal(v: float | None) -> str:
+    """Milliseconds, seconds and the like: one decimal, thousands separated."""
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def times(v: float | None) -> str:
+    """A ratio, as "1.23x"."""
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def mib(v: int | None) -> str:
+    """Bytes in MiB."""
+    return "-" if v is None else f"{v / 2**20:,.0f} MiB"
+
+
+def joules(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f} J"
+
+
 def usd(v: float | None) -> str:
     if v is None:
         return "-"

@@ -5,31 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from profiler.render import fmt
 from profiler.replay.result import ModeStep, ReplayResult
-
-
-def _int(v: int | None) -> str:
-    return "-" if v is None else f"{v:,}"
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.1f}"
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1%}"
-
-
-def _x(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
-
-
-def _bytes(v: int | None) -> str:
-    return "-" if v is None else f"{v / 2**20:,.0f} MiB"
-
-
-def _joules(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.1f} J"
 
 
 def steps_table(result: ReplayResult) -> Table:
@@ -43,11 +20,13 @@ def steps_table(result: ReplayResult) -> Table:
     for s in result.steps:
         cold: ModeStep | None = s.cold
         reuse: ModeStep | None = s.reuse
+        ms = fmt.one_decimal
         t.add_row(
-            str(s.index), f"{s.run_id}/{s.name or s.step_id}", _int(s.prompt_tokens), _int(s.output_tokens),
-            _int(s.predicted_reused_tokens), _int(None if reuse is None else reuse.reused_tokens),
-            _ms(None if cold is None else cold.prefill_ms), _ms(None if reuse is None else reuse.prefill_ms),
-            _ms(None if cold is None else cold.ttft_ms), _ms(None if reuse is None else reuse.ttft_ms),
+            str(s.index), f"{s.run_id}/{s.name or s.step_id}", fmt.tokens(s.prompt_tokens),
+            fmt.tokens(s.output_tokens), fmt.tokens(s.predicted_reused_tokens),
+            fmt.tokens(None if reuse is None else reuse.reused_tokens),
+            ms(None if cold is None else cold.prefill_ms), ms(None if reuse is None else reuse.prefill_ms),
+            ms(None if cold is None else cold.ttft_ms), ms(None if reuse is None else reuse.ttft_ms),
             "-" if s.check is None else f"{s.check.max_abs_logit_diff:.2e}",
             "-" if s.check is None else ("yes" if s.check.equal else "NO"))
     return t
@@ -64,15 +43,15 @@ def summary_table(result: ReplayResult) -> Table:
         t.add_row(label, fmt(None if c is None else getattr(c, attr)),
                   fmt(None if r is None else getattr(r, attr)))
 
-    row("tokens prefilled", "prefill_tokens", _int)
-    row("tokens reused", "reused_tokens", _int)
-    row("prefill ms", "prefill_ms", _ms)
-    row("time to first token ms", "ttft_ms", _ms)
-    row("decode ms", "decode_ms", _ms)
-    row("cache lookup ms", "cache_lookup_ms", _ms)
-    row("cache insert ms", "cache_insert_ms", _ms)
-    row("peak GPU memory", "peak_gpu_memory_bytes", _bytes)
-    row("energy", "energy_j", _joules)
+    row("tokens prefilled", "prefill_tokens", fmt.tokens)
+    row("tokens reused", "reused_tokens", fmt.tokens)
+    row("prefill ms", "prefill_ms", fmt.one_decimal)
+    row("time to first token ms", "ttft_ms", fmt.one_decimal)
+    row("decode ms", "decode_ms", fmt.one_decimal)
+    row("cache lookup ms", "cache_lookup_ms", fmt.one_decimal)
+    row("cache insert ms", "cache_insert_ms", fmt.one_decimal)
+    row("peak GPU memory", "peak_gpu_memory_bytes", fmt.mib)
+    row("energy", "energy_j", fmt.joules)
     return t
 
 
@@ -82,19 +61,19 @@ def prediction_table(result: ReplayResult) -> Table:
     t.add_column("")
     t.add_column("predicted", justify="right")
     t.add_column("measured", justify="right")
-    t.add_row("prefill tokens saved", _int(p.predicted_saved_prefill_tokens),
-              _int(p.measured_saved_prefill_tokens))
-    t.add_row("share of prompt tokens", _pct(p.predicted_saved_token_fraction),
-              _pct(None if p.measured_saved_prefill_tokens is None
+    t.add_row("prefill tokens saved", fmt.tokens(p.predicted_saved_prefill_tokens),
+              fmt.tokens(p.measured_saved_prefill_tokens))
+    t.add_row("share of prompt tokens", fmt.pct(p.predicted_saved_token_fraction),
+              fmt.pct(None if p.measured_saved_prefill_tokens is None
                    else p.measured_saved_prefill_tokens / p.prompt_tokens if p.prompt_tokens else 0.0))
-    t.add_row("prefill FLOPs saved", _pct(p.predicted_saved_flops_fraction),
-              _pct(p.measured_saved_flops_fraction))
-    t.add_row("prefill time saved", _pct(p.predicted_saved_flops_fraction),
-              _pct(p.measured_saved_prefill_time_fraction))
-    t.add_row("time to first token saved", "-", _pct(p.measured_saved_ttft_fraction))
-    t.add_row("prefill speedup", _x(1 / (1 - p.predicted_saved_flops_fraction)
+    t.add_row("prefill FLOPs saved", fmt.pct(p.predicted_saved_flops_fraction),
+              fmt.pct(p.measured_saved_flops_fraction))
+    t.add_row("prefill time saved", fmt.pct(p.predicted_saved_flops_fraction),
+              fmt.pct(p.measured_saved_prefill_time_fraction))
+    t.add_row("time to first token saved", "-", fmt.pct(p.measured_saved_ttft_fraction))
+    t.add_row("prefill speedup", fmt.times(1 / (1 - p.predicted_saved_flops_fraction)
                                      if p.predicted_saved_flops_fraction < 1 else None),
-              _x(p.prefill_speedup))
+              fmt.times(p.prefill_speedup))
     return t
 
 

@@ -8,11 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.cache_sim.providers import ProviderSimulation
-from profiler.render.fmt import tokens as _fmt_int, usd as _fmt_cost
-
-
-def _fmt_s(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.1f}"
+from profiler.render.fmt import one_decimal as _fmt_s, tokens as _fmt_int, usd as _fmt_cost
 
 
 def provider_table(sim: ProviderSimulation) -> Table:
