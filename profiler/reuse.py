@@ -69,34 +69,22 @@ _FINE_AFTER = 8  # continuations a block scans before it indexes them token by t
 
 
 class _Block:
-    """What followed one block-aligned prefix: the distinct next-`_G`-token continuations (mixed tokens
-    as bytes) with the step that first had each. Up to `_FINE_AFTER` of them are scanned; past that
-    (many runs continuing one system prompt, best-of-N, tree search) every prefix hash inside the
-    block is indexed, so a lookup never scans more than a handful."""
+    """A branch point: a block-aligned prefix followed by more than one distinct next-`_G`-token
+    continuation (mixed tokens as bytes), each with the step that first had it. Up to `_FINE_AFTER`
+    of them are scanned; past that (many runs continuing one system prompt, best-of-N, tree search)
+    every prefix hash inside the block is indexed, so a lookup never scans more than a handful."""
 
-    __slots__ = ("source", "base", "conts", "fine")
+    __slots__ = ("base", "conts", "fine")
 
-    def __init__(self, source: int, base: int) -> None:
-        self.source = source  # ordinal of the step that first reached this prefix
+    def __init__(self, base: int, first: bytes, source: int) -> None:
         self.base = base  # the prefix's own hash (0 for the empty prefix)
-        # Most blocks are followed by one continuation only: it is kept as a (bytes, step) pair, and a
-        # dict is made for the second (a dict of one entry cost ~180 bytes per distinct block).
-        self.conts: tuple[bytes, int] | dict[bytes, int] | None = None
+        self.conts: dict[bytes, int] = {first: source}  # continuation -> first step
         self.fine: dict[int, int] | None = None  # prefix hash inside the block -> first step
 
     def add(self, key: bytes, hashes: np.ndarray, ordinal: int) -> None:
         """`key`: the mixed tokens after the prefix (<= _G) as bytes; `hashes`: their prefix hashes."""
         conts = self.conts
-        if not key:
-            return
-        if conts is None:
-            self.conts = (key, ordinal)
-            return
-        if type(conts) is tuple:
-            if conts[0] == key:
-                return
-            conts = self.conts = {conts[0]: conts[1]}
-        elif key in conts:
+        if not key or key in conts:
             return
         conts[key] = ordinal
         if self.fine is not None:
@@ -110,8 +98,7 @@ class _Block:
 
     def extend(self, block: np.ndarray, hashes: np.ndarray) -> tuple[int, int | None]:
         """Longest common prefix of `block` (mixed tokens) with any continuation, and its source."""
-        conts = self.conts
-        if not block.size or conts is None:
+        if not block.size:
             return 0, None
         if self.fine is not None:
             fine = self.fine
@@ -124,11 +111,8 @@ class _Block:
                     hi = mid - 1
             return lo, (fine[int(hashes[lo - 1])] if lo else None)
         raw = block.tobytes()
-        if type(conts) is tuple:
-            n = _common_tokens(raw, conts[0])
-            return (n, conts[1]) if n else (0, None)
         best, source = 0, None
-        for cont, src in conts.items():
+        for cont, src in self.conts.items():
             n = _common_tokens(raw, cont)
             if n > best:
                 best, source = n, src
@@ -207,12 +191,10 @@ class _Slots:
         chunk, row = divmod(slot, self._CHUNK)
         return int(self._steps[chunk][row, 0])
 
-    def continuation(self, slot: int) -> tuple[np.ndarray, int | None]:
-        """The first continuation's tokens (empty when none yet) and the step that had it."""
+    def continuation(self, slot: int) -> tuple[np.ndarray, int]:
+        """The first continuation's tokens and the step that had it (empty and -1 when none yet)."""
         chunk, row = divmod(slot, self._CHUNK)
         length = int(self._length[chunk][row])
-        if not length:
-            return self._tokens[chunk][row, :0], None
         return self._tokens[chunk][row, :length], int(self._steps[chunk][row, 1])
 
     def set_continuation(self, slot: int, block: np.ndarray, ordinal: int) -> None:
@@ -316,11 +298,7 @@ class ReuseIndex:
         if multi is not None:
             return multi.extend(block, hashes)
         cont, source = self._slots.continuation(slot)
-        size = min(int(block.size), int(cont.size))
-        if size == 0:
-            return 0, None
-        differ = np.flatnonzero(block[:size] != cont[:size])
-        common = int(differ[0]) if differ.size else size
+        common = _common_tokens(block.tobytes(), cont.tobytes())
         return (common, source) if common else (0, None)
 
     def _insert_prefixes(self, h: SequenceHashes, ordinal: int, reused_prefix: int) -> None:
@@ -361,8 +339,7 @@ class ReuseIndex:
             if cont.size == block.size and np.array_equal(cont, block):
                 return
             # A second distinct continuation: this node moves to a `_Block` (rare: a branch point).
-            multi = self._multi[slot] = _Block(self._slots.source(slot), key)
-            multi.conts = (cont.tobytes(), source)
+            multi = self._multi[slot] = _Block(key, cont.tobytes(), source)
         multi.add(block.tobytes(), h.prefix[start:end], ordinal)
 
     @property
