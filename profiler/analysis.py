@@ -436,7 +436,7 @@ def _rare_young_collections() -> Iterator[None]:
     results) and makes no reference cycles of its own. Under the default thresholds (a young
     collection every 700 allocations) the collector's full passes walk every live object again as
     they accumulate: 11% of the time of 30,000 runs sharing a prompt, against 2% at 1,000. While any
-    analysis runs, young collections wait for 100,000 allocations (2% at 30,000 runs); the thresholds
+    analysis runs, young collections wait for 100,000 allocations (4% at 30,000 runs); the thresholds
     in force before come back when the last one ends. A disabled collector is left alone."""
     global _gc_depth, _gc_saved
     with _gc_lock:
